@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from ._service import IdempotencyLevel, StreamType, http_option, rpc
+from .app import ASGIApp
 from .code import Code
+from .context import Context
 from .errors import ConnectError, ErrorDetail
 from .message import Message
-from ._service import IdempotencyLevel, StreamType, http_option, rpc
 
 __all__ = [
+    "ASGIApp",
     "Code",
     "ConnectError",
+    "Context",
     "ErrorDetail",
     "IdempotencyLevel",
     "Message",

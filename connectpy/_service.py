@@ -104,7 +104,9 @@ def http_option(*, method: str, path: str, body: str = "") -> Callable[[F], F]:
     def decorate(func: F) -> F:
         old = _options_of(func)
         rule = HttpRule(method.upper(), path, body)
-        setattr(func, _OPTIONS_ATTR, _RpcOptions(name=old.name, idempotency=old.idempotency, http=rule))
+        setattr(
+            func, _OPTIONS_ATTR, _RpcOptions(name=old.name, idempotency=old.idempotency, http=rule)
+        )
         return func
 
     return decorate
@@ -172,7 +174,7 @@ _STREAM_ORIGINS = (
 
 
 def _unwrap_stream(tp: object) -> tuple[object, bool]:
-    """``AsyncIterator[X]`` (and friends) gives ``(X, True)``; a plain type gives ``(tp, False)``."""
+    """``AsyncIterator[X]`` (and friends) gives ``(X, True)``; a plain type ``(tp, False)``."""
     origin = typing.get_origin(tp)
     if origin in _STREAM_ORIGINS:
         args = typing.get_args(tp)
@@ -184,9 +186,7 @@ def _describe(where: str, tp: object) -> str:
     return f"{where} must be a pydantic model or protobuf message class, got {tp!r}"
 
 
-def _inspect_method(
-    service_name: str, attribute: str, func: Callable[..., Any]
-) -> MethodInfo:
+def _inspect_method(service_name: str, attribute: str, func: Callable[..., Any]) -> MethodInfo:
     where = f"{service_name}.{attribute}"
     try:
         hints = typing.get_type_hints(func)
@@ -212,7 +212,8 @@ def _inspect_method(
     options = _options_of(func)
     underlying = inspect.unwrap(func)
     is_async = inspect.iscoroutinefunction(underlying) or inspect.isasyncgenfunction(underlying)
-    assert isinstance(request_hint, type) and isinstance(response_hint, type)
+    assert isinstance(request_hint, type)
+    assert isinstance(response_hint, type)
     return MethodInfo(
         name=options.name or _pascal(attribute),
         attribute=attribute,
@@ -245,10 +246,10 @@ def inspect_service(
     full = f"{package}.{service_name}" if package else service_name
     methods: list[MethodInfo] = []
     handlers: dict[str, Callable[..., Any]] = {}
-    for attribute, member in inspect.getmembers(cls, inspect.isfunction):
+    for attribute, _ in inspect.getmembers(cls, inspect.isfunction):
         if attribute.startswith("_"):
             continue
-        info = _inspect_method(full, attribute, member)
+        info = _inspect_method(full, attribute, getattr(service, attribute))
         if any(m.name == info.name for m in methods):
             raise TypeError(f"{full}: two methods map to the RPC name {info.name!r}")
         methods.append(info)

@@ -1,0 +1,97 @@
+"""Thin ASGI plumbing: types, the request view, bounded body reading, plain responses."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from starlette.datastructures import Headers
+
+from .code import Code
+from .errors import ConnectError
+
+__all__ = [
+    "ASGIApp",
+    "Disconnected",
+    "HttpRequest",
+    "Receive",
+    "Scope",
+    "Send",
+    "read_body",
+    "send_plain",
+]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# Past the limit we keep reading (and dropping) this much more, so an HTTP/1.1 client that is
+# still sending sees our error instead of a reset; beyond it we stop and let the server cope.
+_DRAIN_LIMIT = 16 * 1024 * 1024
+
+
+class Disconnected(Exception):
+    """The client went away before the call finished."""
+
+
+class HttpRequest:
+    """The parts of an ASGI HTTP request every protocol looks at, read once."""
+
+    __slots__ = ("content_type", "headers", "method", "receive", "scope", "send")
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.method: str = scope["method"]
+        self.headers = Headers(scope=scope)
+        self.content_type = self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+    @property
+    def has_trailers(self) -> bool:
+        """Whether the server can send HTTP trailers on this response (HTTP/2 on Hypercorn)."""
+        return "http.response.trailers" in (self.scope.get("extensions") or {})
+
+
+async def read_body(receive: Receive, max_bytes: int) -> bytes:
+    """The whole request body; ``resource_exhausted`` past ``max_bytes``."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise Disconnected
+        body: bytes = message.get("body", b"")
+        size += len(body)
+        more = message.get("more_body", False)
+        if size > max_bytes:
+            if more:
+                await drain_body(receive, _DRAIN_LIMIT)
+            raise ConnectError(
+                Code.RESOURCE_EXHAUSTED, f"request body is larger than the {max_bytes}-byte limit"
+            )
+        chunks.append(body)
+        if not more:
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def drain_body(receive: Receive, limit: int = _DRAIN_LIMIT) -> None:
+    """Read and drop the rest of the request body (up to ``limit`` bytes)."""
+    dropped = 0
+    while dropped <= limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        dropped += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
+async def send_plain(
+    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes = b""
+) -> None:
+    """A complete response in two ASGI messages."""
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

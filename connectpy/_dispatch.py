@@ -1,0 +1,139 @@
+"""Runs one call: decode, invoke the handler under its deadline, encode, report the status.
+
+This is the one boundary where exceptions become ``ConnectError``: a handler's
+``ConnectError`` passes through, a deadline becomes ``deadline_exceeded``, a client
+disconnect ends the call quietly, and anything else is logged and sent as ``internal``
+with a generic message (a traceback never leaves the process).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from ._asgi import Disconnected
+from ._message import MessageCodec
+from ._protocol.base import ServerCall
+from ._service import MethodInfo
+from .code import Code
+from .errors import ConnectError
+
+__all__ = ["Endpoint", "run_call"]
+
+logger = logging.getLogger("connectpy")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A routable procedure: its description, bound handler and message codecs."""
+
+    method: MethodInfo
+    handler: Callable[..., Any]
+    request_codec: MessageCodec[Any]
+    response_codec: MessageCodec[Any]
+
+
+async def run_call(endpoint: Endpoint, call: ServerCall) -> None:
+    """Serve ``call`` with ``endpoint`` and always finish it with a status."""
+    error: ConnectError | None = None
+    try:
+        call.start()
+        error = await _run_under_deadline(endpoint, call)
+    except ConnectError as exc:
+        error = exc
+    except Disconnected:
+        return
+    except Exception:
+        logger.exception("handler for %s failed", endpoint.method.procedure)
+        error = ConnectError(Code.INTERNAL, "internal error")
+    try:
+        await call.finish(error)
+    except OSError:  # the client went away while we wrote the status
+        return
+
+
+async def _run_under_deadline(endpoint: Endpoint, call: ServerCall) -> ConnectError | None:
+    deadline = call.context.deadline
+    if deadline is None:
+        await _serve(endpoint, call)
+        return None
+    with anyio.CancelScope(deadline=deadline) as scope:
+        await _serve(endpoint, call)
+    if scope.cancelled_caught:
+        return ConnectError(Code.DEADLINE_EXCEEDED, "the call's deadline passed")
+    return None
+
+
+async def _serve(endpoint: Endpoint, call: ServerCall) -> None:
+    method = endpoint.method
+    stream_type = method.stream_type
+    if stream_type.client_streams:
+        requests: Any = _decode_all(endpoint, call)
+    else:
+        requests = await _single_request(endpoint, call)
+    result = await _invoke(endpoint, call, requests)
+    encode = endpoint.response_codec.encode
+    codec = call.codec
+    if stream_type.server_streams:
+        async for response in _iterate(result):
+            await call.send_message(encode(codec, response))
+    else:
+        await call.send_message(encode(codec, result))
+    if stream_type.client_streams:
+        # A handler may stop reading early; keep draining so the server's per-stream
+        # queue never fills and stalls other streams on the same HTTP/2 connection.
+        await call.drain()
+
+
+async def _single_request(endpoint: Endpoint, call: ServerCall) -> Any:
+    found: list[bytes] = []
+    async for data in call.messages():
+        found.append(data)
+        if len(found) > 1:
+            break
+    if len(found) != 1:
+        raise ConnectError(
+            Code.UNIMPLEMENTED,
+            f"{endpoint.method.procedure} takes exactly one request message, got "
+            + ("none" if not found else "more than one"),
+        )
+    return endpoint.request_codec.decode(call.codec, found[0])
+
+
+async def _decode_all(endpoint: Endpoint, call: ServerCall) -> AsyncIterator[Any]:
+    decode = endpoint.request_codec.decode
+    codec = call.codec
+    async for data in call.messages():
+        yield decode(codec, data)
+
+
+async def _invoke(endpoint: Endpoint, call: ServerCall, requests: Any) -> Any:
+    args = (requests, call.context) if endpoint.method.wants_context else (requests,)
+    handler = endpoint.handler
+    if endpoint.method.is_async:
+        result = handler(*args)
+        return await result if inspect.isawaitable(result) else result
+    if endpoint.method.stream_type.client_streams:
+        # A sync handler cannot await its request stream: give it the collected messages.
+        collected = [message async for message in requests]
+        args = (iter(collected), *args[1:])
+    return await anyio.to_thread.run_sync(handler, *args)
+
+
+_DONE = object()
+
+
+async def _iterate(result: Any) -> AsyncIterator[Any]:
+    if hasattr(result, "__aiter__"):
+        async for item in result:
+            yield item
+        return
+    iterator: Iterator[Any] = iter(result)
+    while (item := await anyio.to_thread.run_sync(next, iterator, _DONE)) is not _DONE:
+        yield item

@@ -1,0 +1,64 @@
+"""The interface every wire protocol implements, so dispatch never branches on a protocol."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from .._asgi import HttpRequest
+    from .._service import MethodInfo
+    from ..context import Context
+    from ..errors import ConnectError
+
+__all__ = ["ServerCall", "ServerProtocol"]
+
+
+class ServerCall(Protocol):
+    """One call on the wire: reads request messages, writes responses and the final status.
+
+    ``start`` validates the request's protocol headers and may raise ``ConnectError``; the
+    dispatcher then reports it through ``finish``, which every call must accept at any point.
+    """
+
+    codec: str
+    """``"proto"`` or ``"json"``: how message bytes are encoded."""
+    context: Context
+
+    def start(self) -> None: ...
+
+    def messages(self) -> AsyncIterator[bytes]:
+        """The request messages' bytes, decompressed and size-checked, in order."""
+        ...
+
+    async def drain(self) -> None:
+        """Read and drop any request body the handler left unread."""
+        ...
+
+    async def send_message(self, data: bytes) -> None: ...
+
+    async def finish(self, error: ConnectError | None) -> None:
+        """Send whatever is still owed: headers, the buffered unary body, trailers or error."""
+        ...
+
+
+class ServerProtocol(Protocol):
+    """A wire protocol: recognises its requests and opens calls for them."""
+
+    name: str
+
+    def matches(self, request: HttpRequest) -> bool:
+        """Whether the HTTP method and content type belong to this protocol."""
+        ...
+
+    def refusal(self, request: HttpRequest, method: MethodInfo) -> int | None:
+        """An HTTP status if this protocol cannot serve ``method`` (405, 415), else ``None``."""
+        ...
+
+    def open_call(
+        self, request: HttpRequest, method: MethodInfo, read_max_bytes: int
+    ) -> ServerCall: ...
+
+    async def reject(self, request: HttpRequest, error: ConnectError) -> None:
+        """Answer a request that never became a call (no such procedure) in this protocol."""
+        ...

@@ -1,0 +1,353 @@
+"""The Connect protocol: unary POST and GET, and enveloped streaming.
+
+Spec: https://connectrpc.com/docs/protocol/
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.datastructures import MutableHeaders, QueryParams
+
+from .. import _compression
+from .._asgi import Disconnected, HttpRequest, drain_body, read_body, send_plain
+from .._compression import IDENTITY, Compression
+from .._deadline import parse_connect_timeout
+from .._envelope import FLAG_COMPRESSED, FLAG_END_STREAM, EnvelopeReader, encode_envelope
+from .._service import IdempotencyLevel, MethodInfo, StreamType
+from ..code import Code
+from ..context import Context
+from ..errors import ConnectError
+from .base import ServerCall
+
+__all__ = [
+    "CONNECT_GET",
+    "CONNECT_STREAM",
+    "CONNECT_UNARY",
+    "connect_error_json",
+    "connect_http_status",
+]
+
+_UNARY_CODECS = {"application/proto": "proto", "application/json": "json"}
+_STREAM_CODECS = {"application/connect+proto": "proto", "application/connect+json": "json"}
+_GET_CODECS = {"proto": "proto", "json": "json"}
+
+# Below this size compressing costs more than it saves; the spec lets servers send identity.
+COMPRESS_MIN_BYTES = 1024
+
+_HTTP_STATUS = {
+    Code.CANCELED: 499,
+    Code.UNKNOWN: 500,
+    Code.INVALID_ARGUMENT: 400,
+    Code.DEADLINE_EXCEEDED: 504,
+    Code.NOT_FOUND: 404,
+    Code.ALREADY_EXISTS: 409,
+    Code.PERMISSION_DENIED: 403,
+    Code.RESOURCE_EXHAUSTED: 429,
+    Code.FAILED_PRECONDITION: 400,
+    Code.ABORTED: 409,
+    Code.OUT_OF_RANGE: 400,
+    Code.UNIMPLEMENTED: 501,
+    Code.INTERNAL: 500,
+    Code.UNAVAILABLE: 503,
+    Code.DATA_LOSS: 500,
+    Code.UNAUTHENTICATED: 401,
+}
+
+
+def connect_http_status(code: Code) -> int:
+    """The HTTP status a Connect unary error is sent with."""
+    return _HTTP_STATUS[code]
+
+
+def _unpadded_b64(data: bytes) -> str:
+    return base64.b64encode(data).decode().rstrip("=")
+
+
+def _error_object(error: ConnectError) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": error.code.value}
+    if error.message:
+        body["message"] = error.message
+    if error.details:
+        body["details"] = [
+            {"type": d.type_name, "value": _unpadded_b64(d.value)} for d in error.details
+        ]
+    return body
+
+
+def connect_error_json(error: ConnectError) -> bytes:
+    """The Connect error JSON body: ``{"code", "message"?, "details"?}``."""
+    return json.dumps(_error_object(error), separators=(",", ":")).encode()
+
+
+def _check_protocol_version(request: HttpRequest) -> None:
+    # Absent is fine (curl users never send it); a wrong value is a client bug worth naming.
+    version = request.headers.get("connect-protocol-version")
+    if version is not None and version != "1":
+        raise ConnectError(
+            Code.INVALID_ARGUMENT, f"connect-protocol-version must be 1, got {version!r}"
+        )
+
+
+def _encode_headers(headers: MutableHeaders, prefix: bytes = b"") -> list[tuple[bytes, bytes]]:
+    return [(prefix + name, value) for name, value in headers.raw]
+
+
+def _compress(compression: Compression, data: bytes) -> tuple[bool, bytes]:
+    if compression is IDENTITY or len(data) < COMPRESS_MIN_BYTES:
+        return False, data
+    return True, compression.compress(data)
+
+
+def _new_context(request: HttpRequest, method: MethodInfo) -> Context:
+    return Context(
+        method=method,
+        protocol="connect",
+        http_method=request.method,
+        request_headers=request.headers,
+        query_params=QueryParams(request.scope.get("query_string", b"")),
+        timeout_ms=None,
+        scope=request.scope,
+    )
+
+
+class _UnaryCall:
+    """A Connect unary call: one bare message each way, errors as JSON with an HTTP status."""
+
+    def __init__(self, request: HttpRequest, method: MethodInfo, read_max_bytes: int) -> None:
+        self.request = request
+        self.read_max_bytes = read_max_bytes
+        self.context = _new_context(request, method)
+        self.codec = _UNARY_CODECS.get(request.content_type, "json")
+        self._request_compression = IDENTITY
+        self._response_compression = IDENTITY
+        self._response: bytes | None = None
+
+    def start(self) -> None:
+        request = self.request
+        _check_protocol_version(request)
+        self.context.set_timeout(parse_connect_timeout(request.headers.get("connect-timeout-ms")))
+        self._request_compression = _compression.require(request.headers.get("content-encoding"))
+        self._response_compression = _compression.negotiate_response(
+            request.headers.get("accept-encoding"), self._request_compression
+        )
+
+    async def _read_message(self) -> bytes:
+        body = await read_body(self.request.receive, self.read_max_bytes)
+        if not body:  # the spec: never decompress a zero-length body
+            return body
+        return self._request_compression.decompress(body, self.read_max_bytes)
+
+    async def messages(self) -> AsyncIterator[bytes]:
+        yield await self._read_message()
+
+    async def drain(self) -> None:
+        return None
+
+    async def send_message(self, data: bytes) -> None:
+        self._response = data
+
+    async def finish(self, error: ConnectError | None) -> None:
+        ctx = self.context
+        headers = _encode_headers(ctx.response_headers)
+        headers += _encode_headers(ctx.response_trailers, b"trailer-")
+        if error is not None or self._response is None:
+            error = error or ConnectError(Code.INTERNAL, "handler produced no response")
+            headers += [(k.encode(), v.encode()) for k, v in error.metadata]
+            headers.append((b"content-type", b"application/json"))
+            await send_plain(
+                self.request.send, _HTTP_STATUS[error.code], headers, connect_error_json(error)
+            )
+            return
+        compressed, body = _compress(self._response_compression, self._response)
+        headers.append((b"content-type", b"application/" + self.codec.encode()))
+        if compressed:
+            headers.append((b"content-encoding", self._response_compression.name.encode()))
+        await send_plain(self.request.send, 200, headers, body)
+
+
+class _GetCall(_UnaryCall):
+    """A Connect unary call made with GET: the message and its encoding are in the query."""
+
+    def __init__(self, request: HttpRequest, method: MethodInfo, read_max_bytes: int) -> None:
+        super().__init__(request, method, read_max_bytes)
+        self.codec = _GET_CODECS.get(self.context.query_params.get("encoding", ""), "json")
+
+    def start(self) -> None:
+        request, query = self.request, self.context.query_params
+        connect = query.get("connect")
+        if connect is not None and connect != "v1":
+            raise ConnectError(Code.INVALID_ARGUMENT, f"connect must be v1, got {connect!r}")
+        self.context.set_timeout(parse_connect_timeout(request.headers.get("connect-timeout-ms")))
+        self._request_compression = _compression.require(query.get("compression"))
+        self._response_compression = _compression.negotiate_response(
+            request.headers.get("accept-encoding"), IDENTITY
+        )
+
+    async def _read_message(self) -> bytes:
+        query = self.context.query_params
+        raw = query.get("message", "")
+        if query.get("base64") == "1":
+            try:
+                message = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+            except ValueError as exc:
+                raise ConnectError(
+                    Code.INVALID_ARGUMENT, f"invalid base64 message: {exc}"
+                ) from None
+        else:
+            message = raw.encode()
+        if len(message) > self.read_max_bytes:
+            raise ConnectError(
+                Code.RESOURCE_EXHAUSTED,
+                f"message is larger than the {self.read_max_bytes}-byte limit",
+            )
+        if not message:
+            return message
+        return self._request_compression.decompress(message, self.read_max_bytes)
+
+
+class _StreamCall:
+    """A Connect streaming call: enveloped messages, status in an end-of-stream message."""
+
+    def __init__(self, request: HttpRequest, method: MethodInfo, read_max_bytes: int) -> None:
+        self.request = request
+        self.read_max_bytes = read_max_bytes
+        self.context = _new_context(request, method)
+        self.codec = _STREAM_CODECS.get(request.content_type, "json")
+        self._request_compression = IDENTITY
+        self._response_compression = IDENTITY
+        self._started = False
+        self._body_done = False
+
+    def start(self) -> None:
+        headers = self.request.headers
+        _check_protocol_version(self.request)
+        self.context.set_timeout(parse_connect_timeout(headers.get("connect-timeout-ms")))
+        self._request_compression = _compression.require(headers.get("connect-content-encoding"))
+        self._response_compression = _compression.negotiate_response(
+            headers.get("connect-accept-encoding"), self._request_compression
+        )
+
+    async def messages(self) -> AsyncIterator[bytes]:
+        reader = EnvelopeReader(self.read_max_bytes)
+        receive = self.request.receive
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise Disconnected
+            for envelope in reader.feed(message.get("body", b"")):
+                yield self._unwrap(envelope.flags, envelope.data)
+            if not message.get("more_body", False):
+                break
+        self._body_done = True
+        if reader.pending:
+            raise ConnectError(Code.INVALID_ARGUMENT, "request stream ended inside a message")
+
+    def _unwrap(self, flags: int, data: bytes) -> bytes:
+        if flags & FLAG_END_STREAM:
+            raise ConnectError(Code.INVALID_ARGUMENT, "end-of-stream flag set on a request")
+        if not flags & FLAG_COMPRESSED:
+            return data
+        if self._request_compression is IDENTITY:
+            raise ConnectError(
+                Code.INTERNAL, "protocol error: compressed message without a compression"
+            )
+        return self._request_compression.decompress(data, self.read_max_bytes)
+
+    async def drain(self) -> None:
+        if not self._body_done:
+            self._body_done = True
+            await drain_body(self.request.receive)
+
+    async def _start_response(self) -> None:
+        self._started = True
+        headers = _encode_headers(self.context.response_headers)
+        headers.append((b"content-type", b"application/connect+" + self.codec.encode()))
+        if self._response_compression is not IDENTITY:
+            name = self._response_compression.name.encode()
+            headers.append((b"connect-content-encoding", name))
+        await self.request.send({"type": "http.response.start", "status": 200, "headers": headers})
+
+    async def send_message(self, data: bytes) -> None:
+        if not self._started:
+            await self._start_response()
+        compressed, data = _compress(self._response_compression, data)
+        frame = encode_envelope(FLAG_COMPRESSED if compressed else 0, data)
+        await self.request.send({"type": "http.response.body", "body": frame, "more_body": True})
+
+    async def finish(self, error: ConnectError | None) -> None:
+        if not self._started:
+            await self._start_response()
+        end: dict[str, Any] = {}
+        metadata: dict[str, list[str]] = {}
+        for name, value in self.context.response_trailers.items():
+            metadata.setdefault(name, []).append(value)
+        if error is not None:
+            end["error"] = _error_object(error)
+            for name, value in error.metadata:
+                metadata.setdefault(name, []).append(value)
+        if metadata:
+            end["metadata"] = metadata
+        frame = encode_envelope(FLAG_END_STREAM, json.dumps(end, separators=(",", ":")).encode())
+        await self.request.send({"type": "http.response.body", "body": frame})
+
+
+class _ConnectUnary:
+    name = "connect"
+
+    def matches(self, request: HttpRequest) -> bool:
+        return request.method == "POST" and request.content_type in _UNARY_CODECS
+
+    def refusal(self, request: HttpRequest, method: MethodInfo) -> int | None:
+        return None if method.stream_type is StreamType.UNARY else 415
+
+    def open_call(
+        self, request: HttpRequest, method: MethodInfo, read_max_bytes: int
+    ) -> ServerCall:
+        return _UnaryCall(request, method, read_max_bytes)
+
+    async def reject(self, request: HttpRequest, error: ConnectError) -> None:
+        # An unknown procedure is a 404 in Connect (clients map 404 back to unimplemented).
+        headers = [(b"content-type", b"application/json")]
+        await send_plain(request.send, 404, headers, connect_error_json(error))
+
+
+class _ConnectGet(_ConnectUnary):
+    def matches(self, request: HttpRequest) -> bool:
+        if request.method != "GET":
+            return False
+        query = QueryParams(request.scope.get("query_string", b""))
+        return query.get("encoding") in _GET_CODECS
+
+    def refusal(self, request: HttpRequest, method: MethodInfo) -> int | None:
+        if method.stream_type is not StreamType.UNARY:
+            return 415
+        if method.idempotency is not IdempotencyLevel.NO_SIDE_EFFECTS:
+            return 405
+        return None
+
+    def open_call(
+        self, request: HttpRequest, method: MethodInfo, read_max_bytes: int
+    ) -> ServerCall:
+        return _GetCall(request, method, read_max_bytes)
+
+
+class _ConnectStream(_ConnectUnary):
+    def matches(self, request: HttpRequest) -> bool:
+        return request.method == "POST" and request.content_type in _STREAM_CODECS
+
+    def refusal(self, request: HttpRequest, method: MethodInfo) -> int | None:
+        return 415 if method.stream_type is StreamType.UNARY else None
+
+    def open_call(
+        self, request: HttpRequest, method: MethodInfo, read_max_bytes: int
+    ) -> ServerCall:
+        return _StreamCall(request, method, read_max_bytes)
+
+
+CONNECT_UNARY = _ConnectUnary()
+CONNECT_GET = _ConnectGet()
+CONNECT_STREAM = _ConnectStream()

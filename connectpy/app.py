@@ -1,0 +1,101 @@
+"""The ASGI application: routes a request to a procedure and picks its wire protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ._asgi import HttpRequest, Receive, Scope, Send, send_plain
+from ._dispatch import Endpoint, run_call
+from ._endpoints import build_endpoints
+from ._protocol.base import ServerProtocol
+from ._protocol.connect import CONNECT_GET, CONNECT_STREAM, CONNECT_UNARY
+from ._service import ServiceInfo, inspect_service
+from .code import Code
+from .errors import ConnectError
+
+__all__ = ["DEFAULT_READ_MAX_BYTES", "ASGIApp"]
+
+DEFAULT_READ_MAX_BYTES = 4 * 1024 * 1024
+
+_PROTOCOLS: tuple[ServerProtocol, ...] = (CONNECT_UNARY, CONNECT_STREAM, CONNECT_GET)
+
+
+class ASGIApp:
+    """An ASGI app serving mounted services over Connect.
+
+    Run it with Hypercorn directly, or mount it under Starlette or FastAPI
+    (``app.mount("/rpc", rpc_app)``).
+
+    Args:
+        package: the protobuf package for services mounted without one (e.g. ``"book.v1"``);
+            it prefixes their paths: ``/book.v1.BookService/GetBook``.
+        read_max_bytes: the largest request message accepted, after decompression.
+    """
+
+    def __init__(self, *, package: str = "", read_max_bytes: int = DEFAULT_READ_MAX_BYTES) -> None:
+        self.package = package
+        self.read_max_bytes = read_max_bytes
+        self.services: list[ServiceInfo] = []
+        self._routes: dict[str, Endpoint] = {}
+        self._protocols: Sequence[ServerProtocol] = _PROTOCOLS
+
+    def mount(
+        self, service: object, *, package: str | None = None, name: str | None = None
+    ) -> None:
+        """Serve every public method of ``service`` as an RPC.
+
+        Raises:
+            TypeError: a method's annotations or message types cannot be served.
+            ValueError: a procedure path is mounted already.
+        """
+        info = inspect_service(
+            service, name=name, package=self.package if package is None else package
+        )
+        endpoints = build_endpoints(info)
+        for endpoint in endpoints:
+            if endpoint.method.procedure in self._routes:
+                raise ValueError(f"{endpoint.method.procedure} is mounted already")
+        for endpoint in endpoints:
+            self._routes[endpoint.method.procedure] = endpoint
+        self.services.append(info)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._handle(HttpRequest(scope, receive, send))
+        elif scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+
+    async def _handle(self, request: HttpRequest) -> None:
+        protocol = next((p for p in self._protocols if p.matches(request)), None)
+        endpoint = self._routes.get(_route_path(request.scope))
+        if endpoint is None:
+            error = ConnectError(Code.UNIMPLEMENTED, f"no procedure at {request.scope['path']}")
+            await (protocol or CONNECT_UNARY).reject(request, error)
+            return
+        if request.method not in ("POST", "GET"):
+            await send_plain(request.send, 405, [(b"allow", b"GET, POST")])
+            return
+        status = 415 if protocol is None else protocol.refusal(request, endpoint.method)
+        if status is not None:
+            await send_plain(
+                request.send, status, [(b"allow", b"GET, POST")] if status == 405 else []
+            )
+            return
+        assert protocol is not None
+        await run_call(endpoint, protocol.open_call(request, endpoint.method, self.read_max_bytes))
+
+
+def _route_path(scope: Scope) -> str:
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
