@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import anyio
 from starlette.datastructures import Headers
 
 from .code import Code
@@ -12,11 +14,13 @@ from .errors import ConnectError
 
 __all__ = [
     "ASGIApp",
+    "BodyPump",
     "Disconnected",
     "HttpRequest",
     "Receive",
     "Scope",
     "Send",
+    "drain_body",
     "read_body",
     "send_plain",
 ]
@@ -95,3 +99,55 @@ async def send_plain(
     """A complete response in two ASGI messages."""
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class BodyPump:
+    """Reads the request body in its own task, ahead of the handler.
+
+    Two reasons: Hypercorn's per-stream queue is small, and a handler that stops reading
+    would stall every stream on its HTTP/2 connection; and a streaming response must notice
+    a client disconnect even while the handler only sends. The pump buffers up to
+    ``max_buffered`` bytes that the handler has not read yet, then gives up with
+    ``resource_exhausted`` rather than grow without bound.
+    """
+
+    def __init__(self, receive: Receive, max_buffered: int) -> None:
+        self._receive = receive
+        self._max_buffered = max_buffered
+        self._buffered = 0
+        self._send_stream, self._receive_stream = anyio.create_memory_object_stream[Message](
+            math.inf
+        )
+        self.disconnected = False
+        self.overflowed = False
+
+    async def run(self, on_disconnect: anyio.CancelScope) -> None:
+        """Pump until the client disconnects, then cancel ``on_disconnect``."""
+        while True:
+            message = await self._receive()
+            if message["type"] != "http.request":
+                self.disconnected = True
+                on_disconnect.cancel()
+                return
+            self._buffered += len(message.get("body", b""))
+            if self._buffered > self._max_buffered:
+                self.overflowed = True
+                message = {"type": "http.request", "body": b"", "more_body": False}
+            self._send_stream.send_nowait(message)
+            if not message.get("more_body", False):
+                break
+        # Body complete: keep listening, only for the disconnect.
+        while (await self._receive())["type"] == "http.request":
+            pass
+        self.disconnected = True
+        on_disconnect.cancel()
+
+    async def receive(self) -> Message:
+        """The ASGI ``receive`` the call reads instead of the server's."""
+        message = await self._receive_stream.receive()
+        self._buffered -= len(message.get("body", b""))
+        if self.overflowed and not message.get("more_body", False):
+            raise ConnectError(
+                Code.RESOURCE_EXHAUSTED, "request stream buffered past its limit unread"
+            )
+        return message

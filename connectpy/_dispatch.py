@@ -17,10 +17,10 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from ._asgi import Disconnected
+from ._asgi import BodyPump, Disconnected, HttpRequest
 from ._message import MessageCodec
 from ._protocol.base import ServerCall
-from ._service import MethodInfo
+from ._service import MethodInfo, StreamType
 from .code import Code
 from .errors import ConnectError
 
@@ -39,19 +39,45 @@ class Endpoint:
     response_codec: MessageCodec[Any]
 
 
-async def run_call(endpoint: Endpoint, call: ServerCall) -> None:
+async def run_call(endpoint: Endpoint, call: ServerCall, request: HttpRequest) -> None:
     """Serve ``call`` with ``endpoint`` and always finish it with a status."""
-    error: ConnectError | None = None
+    if endpoint.method.stream_type is StreamType.UNARY:
+        error = await _run_guarded(endpoint, call)
+        if error is not _GONE:
+            await _finish(call, error)
+        return
+    async with anyio.create_task_group() as task_group:
+        pump = BodyPump(request.receive, 4 * call.read_max_bytes + _PUMP_SLACK)
+        request.receive = pump.receive
+        task_group.start_soon(pump.run, task_group.cancel_scope)
+        error = await _run_guarded(endpoint, call)
+        if error is not _GONE:
+            await _finish(call, error)
+        task_group.cancel_scope.cancel()
+
+
+# Unread request bytes a streaming call may buffer beyond a few maximum-size messages.
+_PUMP_SLACK = 1024 * 1024
+
+_GONE: Any = object()
+"""The client disconnected: there is nobody to send a status to."""
+
+
+async def _run_guarded(endpoint: Endpoint, call: ServerCall) -> Any:
+    """Run the call; return the error to report (or None), or ``_GONE``."""
     try:
         call.start()
-        error = await _run_under_deadline(endpoint, call)
+        return await _run_under_deadline(endpoint, call)
     except ConnectError as exc:
-        error = exc
+        return exc
     except Disconnected:
-        return
+        return _GONE
     except Exception:
         logger.exception("handler for %s failed", endpoint.method.procedure)
-        error = ConnectError(Code.INTERNAL, "internal error")
+        return ConnectError(Code.INTERNAL, "internal error")
+
+
+async def _finish(call: ServerCall, error: ConnectError | None) -> None:
     try:
         await call.finish(error)
     except OSError:  # the client went away while we wrote the status

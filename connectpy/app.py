@@ -82,7 +82,8 @@ class ASGIApp:
             )
             return
         assert protocol is not None
-        await run_call(endpoint, protocol.open_call(request, endpoint.method, self.read_max_bytes))
+        call = protocol.open_call(request, endpoint.method, self.read_max_bytes)
+        await run_call(endpoint, call, request)
 
 
 def _route_path(scope: Scope) -> str:

@@ -23,6 +23,7 @@ class ServerCall(Protocol):
 
     codec: str
     """``"proto"`` or ``"json"``: how message bytes are encoded."""
+    read_max_bytes: int
     context: Context
 
     def start(self) -> None: ...
