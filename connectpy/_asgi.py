@@ -142,6 +142,11 @@ class BodyPump:
         self.disconnected = True
         on_disconnect.cancel()
 
+    def close(self) -> None:
+        """Release the buffer (the call is over)."""
+        self._send_stream.close()
+        self._receive_stream.close()
+
     async def receive(self) -> Message:
         """The ASGI ``receive`` the call reads instead of the server's."""
         message = await self._receive_stream.receive()

@@ -46,14 +46,17 @@ async def run_call(endpoint: Endpoint, call: ServerCall, request: HttpRequest) -
         if error is not _GONE:
             await _finish(call, error)
         return
-    async with anyio.create_task_group() as task_group:
-        pump = BodyPump(request.receive, 4 * call.read_max_bytes + _PUMP_SLACK)
-        request.receive = pump.receive
-        task_group.start_soon(pump.run, task_group.cancel_scope)
-        error = await _run_guarded(endpoint, call)
-        if error is not _GONE:
-            await _finish(call, error)
-        task_group.cancel_scope.cancel()
+    pump = BodyPump(request.receive, 4 * call.read_max_bytes + _PUMP_SLACK)
+    request.receive = pump.receive
+    try:
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(pump.run, task_group.cancel_scope)
+            error = await _run_guarded(endpoint, call)
+            if error is not _GONE:
+                await _finish(call, error)
+            task_group.cancel_scope.cancel()
+    finally:
+        pump.close()
 
 
 # Unread request bytes a streaming call may buffer beyond a few maximum-size messages.
