@@ -8,6 +8,7 @@ from .code import Code
 from .context import Context
 from .errors import ConnectError, ErrorDetail
 from .message import Message
+from .schema import FieldNumber, generate_proto
 
 __all__ = [
     "ASGIApp",
@@ -15,9 +16,11 @@ __all__ = [
     "ConnectError",
     "Context",
     "ErrorDetail",
+    "FieldNumber",
     "IdempotencyLevel",
     "Message",
     "StreamType",
+    "generate_proto",
     "http_option",
     "rpc",
 ]

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from ._dispatch import Endpoint
 from ._message import MessageCodec, protobuf_codec, pydantic_codec
+from ._schema import ProtoSchema
 from ._service import ServiceInfo
 
 __all__ = ["build_endpoints"]
@@ -16,12 +17,7 @@ __all__ = ["build_endpoints"]
 
 def build_endpoints(service: ServiceInfo) -> list[Endpoint]:
     """One endpoint per method; fails (TypeError) on a message type that cannot be mapped."""
-    try:
-        from ._schema import ProtoSchema
-
-        schema: Any = ProtoSchema.for_services([service])
-    except ImportError:  # TEMPORARY until the schema module lands
-        schema = None
+    schema = ProtoSchema.for_services([service])
     cache: dict[type[Any], MessageCodec[Any]] = {}
 
     def codec_for(message_type: type[Any]) -> MessageCodec[Any]:
@@ -30,15 +26,10 @@ def build_endpoints(service: ServiceInfo) -> list[Endpoint]:
                 cache[message_type] = protobuf_codec(message_type)
             else:
                 assert issubclass(message_type, BaseModel)
-                if schema is None:
-                    cache[message_type] = pydantic_codec(
-                        message_type, message_type.__name__, _no_binary, _no_binary
-                    )
-                else:
-                    binary = schema.codec(message_type)
-                    cache[message_type] = pydantic_codec(
-                        message_type, binary.full_name, binary.decode, binary.encode
-                    )
+                binary = schema.codec(message_type)
+                cache[message_type] = pydantic_codec(
+                    message_type, binary.full_name, binary.decode, binary.encode
+                )
         return cache[message_type]
 
     return [
@@ -50,10 +41,3 @@ def build_endpoints(service: ServiceInfo) -> list[Endpoint]:
         )
         for method in service.methods
     ]
-
-
-def _no_binary(_: Any) -> Any:
-    from .code import Code
-    from .errors import ConnectError
-
-    raise ConnectError(Code.UNIMPLEMENTED, "binary codec not available yet")
