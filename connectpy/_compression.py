@@ -75,10 +75,11 @@ else:
 
     def _br_bounded(data: bytes, limit: int) -> bytes:
         decompressor = brotli.Decompressor()
+        # output_buffer_limit stops growth near the limit but may overshoot it: cut it exactly.
         out = decompressor.process(data, output_buffer_limit=limit + 1)
         if len(out) <= limit and not decompressor.is_finished():
             raise ValueError("truncated brotli stream")
-        return bytes(out)
+        return bytes(out[: limit + 1])
 
     def _br_compress(data: bytes) -> bytes:
         return bytes(brotli.compress(data, quality=4))

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,32 +101,37 @@ async def _run_under_deadline(endpoint: Endpoint, call: ServerCall) -> ConnectEr
 
 
 async def _serve(endpoint: Endpoint, call: ServerCall) -> None:
-    method = endpoint.method
-    stream_type = method.stream_type
-    if stream_type.client_streams:
-        requests: Any = _decode_all(endpoint, call)
-    else:
-        requests = await _single_request(endpoint, call)
-    result = await _invoke(endpoint, call, requests)
+    stream_type = endpoint.method.stream_type
+    if not stream_type.client_streams:
+        request = await _single_request(endpoint, call)
+        await _respond(endpoint, call, await _invoke(endpoint, call, request))
+        return
+    # aclosing: a handler may abandon its request stream; close it here, not in the GC.
+    async with aclosing(_decode_all(endpoint, call)) as requests:
+        await _respond(endpoint, call, await _invoke(endpoint, call, requests))
+    # Keep draining what the handler left unread so the server's per-stream queue never
+    # fills and stalls other streams on the same HTTP/2 connection.
+    await call.drain()
+
+
+async def _respond(endpoint: Endpoint, call: ServerCall, result: Any) -> None:
     encode = endpoint.response_codec.encode
     codec = call.codec
-    if stream_type.server_streams:
-        async for response in _iterate(result):
-            await call.send_message(encode(codec, response))
-    else:
+    if not endpoint.method.stream_type.server_streams:
         await call.send_message(encode(codec, result))
-    if stream_type.client_streams:
-        # A handler may stop reading early; keep draining so the server's per-stream
-        # queue never fills and stalls other streams on the same HTTP/2 connection.
-        await call.drain()
+        return
+    async with aclosing(_iterate(result)) as responses:
+        async for response in responses:
+            await call.send_message(encode(codec, response))
 
 
 async def _single_request(endpoint: Endpoint, call: ServerCall) -> Any:
     found: list[bytes] = []
-    async for data in call.messages():
-        found.append(data)
-        if len(found) > 1:
-            break
+    async with aclosing(call.messages()) as messages:
+        async for data in messages:
+            found.append(data)
+            if len(found) > 1:
+                break
     if len(found) != 1:
         raise ConnectError(
             Code.UNIMPLEMENTED,
@@ -135,11 +141,12 @@ async def _single_request(endpoint: Endpoint, call: ServerCall) -> Any:
     return endpoint.request_codec.decode(call.codec, found[0])
 
 
-async def _decode_all(endpoint: Endpoint, call: ServerCall) -> AsyncIterator[Any]:
+async def _decode_all(endpoint: Endpoint, call: ServerCall) -> AsyncGenerator[Any, None]:
     decode = endpoint.request_codec.decode
     codec = call.codec
-    async for data in call.messages():
-        yield decode(codec, data)
+    async with aclosing(call.messages()) as messages:
+        async for data in messages:
+            yield decode(codec, data)
 
 
 async def _invoke(endpoint: Endpoint, call: ServerCall, requests: Any) -> Any:
@@ -158,10 +165,15 @@ async def _invoke(endpoint: Endpoint, call: ServerCall, requests: Any) -> Any:
 _DONE = object()
 
 
-async def _iterate(result: Any) -> AsyncIterator[Any]:
+async def _iterate(result: Any) -> AsyncGenerator[Any, None]:
     if hasattr(result, "__aiter__"):
-        async for item in result:
-            yield item
+        try:
+            async for item in result:
+                yield item
+        finally:
+            aclose = getattr(result, "aclose", None)
+            if aclose is not None:
+                await aclose()
         return
     iterator: Iterator[Any] = iter(result)
     while (item := await anyio.to_thread.run_sync(next, iterator, _DONE)) is not _DONE:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ._asgi import HttpRequest, Receive, Scope, Send, send_plain
+from ._asgi import HttpRequest, Receive, Scope, Send, drain_body, send_plain
 from ._dispatch import Endpoint, run_call
 from ._endpoints import build_endpoints
 from ._protocol.base import ServerProtocol
@@ -70,20 +70,28 @@ class ASGIApp:
         endpoint = self._routes.get(_route_path(request.scope))
         if endpoint is None:
             error = ConnectError(Code.UNIMPLEMENTED, f"no procedure at {request.scope['path']}")
+            await drain_body(request.receive)
             await (protocol or CONNECT_UNARY).reject(request, error)
             return
-        if request.method not in ("POST", "GET"):
-            await send_plain(request.send, 405, [(b"allow", b"GET, POST")])
+        status = _refusal(request, protocol, endpoint)
+        if status is not None or protocol is None:
+            await drain_body(request.receive)
+            headers = [(b"allow", b"GET, POST")] if status == 405 else []
+            await send_plain(request.send, status or 415, headers)
             return
-        status = 415 if protocol is None else protocol.refusal(request, endpoint.method)
-        if status is not None:
-            await send_plain(
-                request.send, status, [(b"allow", b"GET, POST")] if status == 405 else []
-            )
-            return
-        assert protocol is not None
         call = protocol.open_call(request, endpoint.method, self.read_max_bytes)
         await run_call(endpoint, call, request)
+
+
+def _refusal(
+    request: HttpRequest, protocol: ServerProtocol | None, endpoint: Endpoint
+) -> int | None:
+    """The plain HTTP status for a request no protocol can serve (405, 415), or None."""
+    if request.method not in ("POST", "GET"):
+        return 405
+    if protocol is None:
+        return 415
+    return protocol.refusal(request, endpoint.method)
 
 
 def _route_path(scope: Scope) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ class ServerCall(Protocol):
 
     def start(self) -> None: ...
 
-    def messages(self) -> AsyncIterator[bytes]:
+    def messages(self) -> AsyncGenerator[bytes, None]:
         """The request messages' bytes, decompressed and size-checked, in order."""
         ...
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from starlette.datastructures import MutableHeaders, QueryParams
@@ -125,6 +125,7 @@ class _UnaryCall:
         self._request_compression = IDENTITY
         self._response_compression = IDENTITY
         self._response: bytes | None = None
+        self._body_read = False
 
     def start(self) -> None:
         request = self.request
@@ -136,12 +137,13 @@ class _UnaryCall:
         )
 
     async def _read_message(self) -> bytes:
+        self._body_read = True
         body = await read_body(self.request.receive, self.read_max_bytes)
         if not body:  # the spec: never decompress a zero-length body
             return body
         return self._request_compression.decompress(body, self.read_max_bytes)
 
-    async def messages(self) -> AsyncIterator[bytes]:
+    async def messages(self) -> AsyncGenerator[bytes, None]:
         yield await self._read_message()
 
     async def drain(self) -> None:
@@ -151,6 +153,11 @@ class _UnaryCall:
         self._response = data
 
     async def finish(self, error: ConnectError | None) -> None:
+        if not self._body_read:
+            # Answering before the body is read makes Hypercorn drop the connection (HTTP/1.1)
+            # or crash it when the late DATA frames arrive (HTTP/2): read it first.
+            self._body_read = True
+            await drain_body(self.request.receive)
         ctx = self.context
         headers = _encode_headers(ctx.response_headers)
         headers += _encode_headers(ctx.response_trailers, b"trailer-")
@@ -231,7 +238,7 @@ class _StreamCall:
             headers.get("connect-accept-encoding"), self._request_compression
         )
 
-    async def messages(self) -> AsyncIterator[bytes]:
+    async def messages(self) -> AsyncGenerator[bytes, None]:
         reader = EnvelopeReader(self.read_max_bytes)
         receive = self.request.receive
         while True:

@@ -1,0 +1,117 @@
+"""Shared fixtures: the anyio backends, the seed guide's apps, and compressed bombs.
+
+The seed guide's Option 3 (a standalone Connect app) and Option 4 (FastAPI with the Connect
+app mounted at ``/rpc``) are built here exactly as the guide writes them, so both the
+in-process tier (``tests/asgi``) and the real-server tier (``tests/server``) exercise the
+code users copy.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import pytest
+from fastapi import FastAPI, HTTPException
+
+from connectpy import ASGIApp, Message
+
+BOMB_SIZE = 100 * 1024 * 1024
+"""Bytes a compressed bomb inflates to: far above any read limit the tests configure."""
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Run every ``@pytest.mark.anyio`` test on asyncio and on trio."""
+    backend: str = request.param
+    return backend
+
+
+@pytest.fixture(scope="session")
+def gzip_bomb() -> bytes:
+    """100 MiB of zeros, gzip-compressed to about 100 KB (built in chunks, never in full)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunk = bytes(1024 * 1024)
+    parts = [compressor.compress(chunk) for _ in range(BOMB_SIZE // len(chunk))]
+    parts.append(compressor.flush())
+    return b"".join(parts)
+
+
+# --- Seed guide, Option 3: Connect RPC standalone --------------------------------------------
+
+
+class BookRequest(Message):
+    id: str
+
+
+class BookResponse(Message):
+    id: str
+    title: str
+    author: str
+    price: float
+
+
+class BookService:
+    async def get_book(self, request: BookRequest) -> BookResponse:
+        return BookResponse(
+            id=request.id, title=f"Book {request.id}", author="Author Name", price=29.99
+        )
+
+
+def make_option3_app() -> ASGIApp:
+    app = ASGIApp()
+    app.mount(BookService())
+    return app
+
+
+@pytest.fixture(scope="module")
+def option3_app() -> ASGIApp:
+    """The seed's Option 3 app: ``POST /BookService/GetBook``."""
+    return make_option3_app()
+
+
+# --- Seed guide, Option 4: FastAPI + Connect RPC in one process -------------------------------
+
+
+class BookStore:
+    def __init__(self) -> None:
+        self.books: dict[str, dict[str, Any]] = {
+            "1": {"id": "1", "title": "Clean Code", "author": "Martin", "price": 42.99}
+        }
+
+    async def get_book(self, book_id: str) -> dict[str, Any]:
+        if book_id not in self.books:
+            raise ValueError(f"Book {book_id} not found")
+        return self.books[book_id]
+
+
+class BookRPCService:
+    def __init__(self, store: BookStore) -> None:
+        self.store = store
+
+    async def get_book(self, request: BookRequest) -> BookResponse:
+        data = await self.store.get_book(request.id)
+        return BookResponse(**data)
+
+
+def make_option4_app() -> FastAPI:
+    app = FastAPI()
+    store = BookStore()
+
+    @app.get("/api/books/{book_id}")
+    async def get_book_rest(book_id: str) -> dict[str, Any]:
+        try:
+            return await store.get_book(book_id)
+        except ValueError as e:
+            raise HTTPException(status_code=404, detail=str(e)) from e
+
+    rpc_app = ASGIApp()
+    rpc_app.mount(BookRPCService(store))
+    app.mount("/rpc", rpc_app)
+    return app
+
+
+@pytest.fixture(scope="module")
+def option4_app() -> FastAPI:
+    """The seed's Option 4 app: REST at ``/api/books/{id}``, Connect under ``/rpc``."""
+    return make_option4_app()
