@@ -159,7 +159,8 @@ async def _invoke(endpoint: Endpoint, call: ServerCall, requests: Any) -> Any:
         # A sync handler cannot await its request stream: give it the collected messages.
         collected = [message async for message in requests]
         args = (iter(collected), *args[1:])
-    return await anyio.to_thread.run_sync(handler, *args)
+    # abandon_on_cancel: a deadline or disconnect answers now; the thread finishes on its own.
+    return await anyio.to_thread.run_sync(handler, *args, abandon_on_cancel=True)
 
 
 _DONE = object()
@@ -176,5 +177,7 @@ async def _iterate(result: Any) -> AsyncGenerator[Any, None]:
                 await aclose()
         return
     iterator: Iterator[Any] = iter(result)
-    while (item := await anyio.to_thread.run_sync(next, iterator, _DONE)) is not _DONE:
+    while (
+        item := await anyio.to_thread.run_sync(next, iterator, _DONE, abandon_on_cancel=True)
+    ) is not _DONE:
         yield item

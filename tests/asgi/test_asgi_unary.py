@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 import threading
+import time
 
 import httpx
 import pytest
@@ -342,3 +343,22 @@ async def test_sync_handler_error(probe_app: ASGIApp) -> None:
         response = await client.post("/Probe/SyncFail", json={})
     assert response.status_code == 403
     assert response.json() == {"code": "permission_denied", "message": "not you"}
+
+
+class SlowSync:
+    def wait(self, request: Empty) -> Empty:
+        time.sleep(1.0)
+        return request
+
+
+async def test_sync_handler_is_abandoned_at_the_deadline() -> None:
+    app = ASGIApp()
+    app.mount(SlowSync())
+    started = time.monotonic()
+    async with client_for(app) as client:
+        response = await client.post(
+            "/SlowSync/Wait", json={}, headers={"connect-timeout-ms": "200"}
+        )
+    assert response.status_code == 504
+    assert response.json()["code"] == "deadline_exceeded"
+    assert time.monotonic() - started < 0.9
