@@ -9,9 +9,11 @@ from .context import Context
 from .errors import ConnectError, ErrorDetail
 from .message import Message
 from .schema import FieldNumber, generate_proto
+from .server import AsyncIOServer
 
 __all__ = [
     "ASGIApp",
+    "AsyncIOServer",
     "Code",
     "ConnectError",
     "Context",

@@ -120,6 +120,7 @@ class BodyPump:
         )
         self.disconnected = False
         self.overflowed = False
+        self.body_complete = anyio.Event()
 
     async def run(self, on_disconnect: anyio.CancelScope) -> None:
         """Pump until the client disconnects, then cancel ``on_disconnect``."""
@@ -127,6 +128,7 @@ class BodyPump:
             message = await self._receive()
             if message["type"] != "http.request":
                 self.disconnected = True
+                self.body_complete.set()
                 on_disconnect.cancel()
                 return
             self._buffered += len(message.get("body", b""))
@@ -136,6 +138,7 @@ class BodyPump:
             self._send_stream.send_nowait(message)
             if not message.get("more_body", False):
                 break
+        self.body_complete.set()
         # Body complete: keep listening, only for the disconnect.
         while (await self._receive())["type"] == "http.request":
             pass

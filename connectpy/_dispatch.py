@@ -54,11 +54,18 @@ async def run_call(endpoint: Endpoint, call: ServerCall, request: HttpRequest) -
             task_group.start_soon(pump.run, task_group.cancel_scope)
             error = await _run_guarded(endpoint, call)
             if error is not _GONE:
+                # Hypercorn drops the HTTP/2 connection when DATA arrives for a stream it has
+                # closed (pgjones/hypercorn#329): let the rest of the body arrive first. The wait
+                # is bounded because a full-duplex client may hold its side open for our answer.
+                with anyio.move_on_after(_BODY_GRACE_SECONDS):
+                    await pump.body_complete.wait()
                 await _finish(call, error)
             task_group.cancel_scope.cancel()
     finally:
         pump.close()
 
+
+_BODY_GRACE_SECONDS = 0.5
 
 # Unread request bytes a streaming call may buffer beyond a few maximum-size messages.
 _PUMP_SLACK = 1024 * 1024

@@ -7,8 +7,12 @@ from collections.abc import Sequence
 from ._asgi import HttpRequest, Receive, Scope, Send, drain_body, send_plain
 from ._dispatch import Endpoint, run_call
 from ._endpoints import build_endpoints
+from ._health import Health, HealthService
 from ._protocol.base import ServerProtocol
 from ._protocol.connect import CONNECT_GET, CONNECT_STREAM, CONNECT_UNARY
+from ._protocol.grpc import GRPC, GRPC_WEB, GRPC_WEB_TEXT
+from ._protocol.rest import RestRouter
+from ._reflection import ServerReflectionV1, ServerReflectionV1Alpha
 from ._service import ServiceInfo, inspect_service
 from .code import Code
 from .errors import ConnectError
@@ -17,7 +21,14 @@ __all__ = ["DEFAULT_READ_MAX_BYTES", "ASGIApp"]
 
 DEFAULT_READ_MAX_BYTES = 4 * 1024 * 1024
 
-_PROTOCOLS: tuple[ServerProtocol, ...] = (CONNECT_UNARY, CONNECT_STREAM, CONNECT_GET)
+_PROTOCOLS: tuple[ServerProtocol, ...] = (
+    CONNECT_UNARY,
+    CONNECT_STREAM,
+    CONNECT_GET,
+    GRPC,
+    GRPC_WEB,
+    GRPC_WEB_TEXT,
+)
 
 
 class ASGIApp:
@@ -38,6 +49,9 @@ class ASGIApp:
         self.services: list[ServiceInfo] = []
         self._routes: dict[str, Endpoint] = {}
         self._protocols: Sequence[ServerProtocol] = _PROTOCOLS
+        self._rest = RestRouter()
+        self.health = Health(lambda: [service.full_name for service in self.services])
+        """Serving statuses for ``grpc.health.v1.Health`` (see :meth:`enable_health`)."""
 
     def mount(
         self, service: object, *, package: str | None = None, name: str | None = None
@@ -46,7 +60,8 @@ class ASGIApp:
 
         Raises:
             TypeError: a method's annotations or message types cannot be served.
-            ValueError: a procedure path is mounted already.
+            ValueError: a procedure path is mounted already, or an ``@http_option`` rule is
+                malformed or conflicts with another.
         """
         info = inspect_service(
             service, name=name, package=self.package if package is None else package
@@ -55,9 +70,25 @@ class ASGIApp:
         for endpoint in endpoints:
             if endpoint.method.procedure in self._routes:
                 raise ValueError(f"{endpoint.method.procedure} is mounted already")
+        self._rest.add(endpoints)
         for endpoint in endpoints:
             self._routes[endpoint.method.procedure] = endpoint
         self.services.append(info)
+
+    def enable_reflection(self) -> None:
+        """Serve gRPC server reflection (``grpc.reflection.v1`` and ``v1alpha``), describing
+        every service mounted on this app, before or after this call."""
+        # The live list, so services mounted later are described too.
+        for reflection in (
+            ServerReflectionV1(self.services),
+            ServerReflectionV1Alpha(self.services),
+        ):
+            self.mount(reflection, package=reflection.__connectpy_package__)
+
+    def enable_health(self) -> Health:
+        """Serve ``grpc.health.v1.Health``, reporting :attr:`health`; returns it."""
+        self.mount(HealthService(self.health), package=HealthService.__connectpy_package__)
+        return self.health
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -69,6 +100,8 @@ class ASGIApp:
         protocol = next((p for p in self._protocols if p.matches(request)), None)
         endpoint = self._routes.get(_route_path(request.scope))
         if endpoint is None:
+            if await self._rest.serve(request, self.read_max_bytes):
+                return
             error = ConnectError(Code.UNIMPLEMENTED, f"no procedure at {request.scope['path']}")
             await drain_body(request.receive)
             await (protocol or CONNECT_UNARY).reject(request, error)

@@ -1,0 +1,331 @@
+"""gRPC over HTTP/2, and gRPC-Web (and gRPC-Web-text) as its variant.
+
+Every call is enveloped, whatever its stream type: response headers first, then messages, then
+the status. gRPC sends the status as HTTP trailers; gRPC-Web, which browsers and HTTP/1.1 can
+carry, sends it in a final body frame flagged 0x80.
+
+Specs: https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md and ``PROTOCOL-WEB.md``.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncGenerator
+
+import anyio
+from starlette.datastructures import QueryParams
+
+from .. import _compression
+from .._asgi import Disconnected, HttpRequest, drain_body, send_plain
+from .._compression import IDENTITY, SUPPORTED
+from .._deadline import parse_grpc_timeout
+from .._envelope import FLAG_COMPRESSED, EnvelopeReader, encode_envelope
+from .._grpc_wire import (
+    GRPC_WEB_TRAILERS_FLAG,
+    Base64Decoder,
+    grpc_encode_metadata,
+    grpc_negotiate_response,
+    grpc_status_trailers,
+    grpc_web_trailer_block,
+)
+from .._service import MethodInfo, StreamType
+from ..code import Code
+from ..context import Context
+from ..errors import ConnectError
+from .base import ServerCall
+from .connect import COMPRESS_MIN_BYTES
+
+__all__ = ["GRPC", "GRPC_WEB", "GRPC_WEB_TEXT"]
+
+_GRPC_CODECS = {
+    "application/grpc": "proto",
+    "application/grpc+proto": "proto",
+    "application/grpc+json": "json",
+}
+_WEB_CODECS = {
+    "application/grpc-web": "proto",
+    "application/grpc-web+proto": "proto",
+    "application/grpc-web+json": "json",
+}
+_WEB_TEXT_CODECS = {
+    "application/grpc-web-text": "proto",
+    "application/grpc-web-text+proto": "proto",
+}
+
+_NO_QUERY = QueryParams()
+_ACCEPT_ENCODING = SUPPORTED.replace(" ", "").encode()
+
+# How long an error waits for a streaming client to finish its request body (see
+# _drain_before_status); a full-duplex client that waits for us costs this much latency.
+_DRAIN_SECONDS = 0.5
+
+_NO_TRAILERS_MESSAGE = (
+    "gRPC needs HTTP/2 response trailers, which this server or connection cannot send "
+    "(HTTP/1.1, or an ASGI server without the http.response.trailers extension such as "
+    "uvicorn): call over HTTP/2 (e.g. Hypercorn with h2c or TLS), or use gRPC-Web or Connect"
+)
+
+
+def _te_trailers(request: HttpRequest) -> bool:
+    # Hypercorn drops trailers unless the request said `te: trailers`; gRPC clients always do.
+    return any(
+        token.strip().lower() == "trailers"
+        for value in request.headers.getlist("te")
+        for token in value.split(",")
+    )
+
+
+async def _drain_before_status(request: HttpRequest, stream_type: StreamType) -> None:
+    """Read and drop the rest of the request body before answering with a status.
+
+    Hypercorn 0.18 forgets an HTTP/2 stream once its response ends, and a DATA frame arriving
+    for it afterwards raises KeyError and drops the whole connection, with every call on it
+    (pgjones/hypercorn#329); on HTTP/1.1 an unread body can reset the connection. A unary or
+    server-streaming client sends its whole body without waiting, so wait for it (bounded by
+    size). A client-streaming one may wait for our responses before it ends its stream (full
+    duplex): wait only briefly.
+    """
+    with anyio.move_on_after(None if not stream_type.client_streams else _DRAIN_SECONDS):
+        try:
+            await drain_body(request.receive)
+        except ConnectError:  # the body overflowed a buffer: the status we owe still goes out
+            return
+
+
+class _GrpcCall:
+    """A gRPC call: enveloped messages both ways, the status in HTTP trailers."""
+
+    protocol = "grpc"
+
+    def __init__(
+        self, request: HttpRequest, method: MethodInfo, read_max_bytes: int, codec: str
+    ) -> None:
+        self.request = request
+        self.read_max_bytes = read_max_bytes
+        self.codec = codec
+        self.context = Context(
+            method=method,
+            protocol=self.protocol,
+            http_method=request.method,
+            request_headers=request.headers,
+            query_params=_NO_QUERY,
+            scope=request.scope,
+        )
+        self._request_compression = IDENTITY
+        self._response_compression = IDENTITY
+        self._started = False
+        self._body_done = False
+        self._trailers = request.has_trailers and _te_trailers(request)
+
+    def start(self) -> None:
+        headers = self.request.headers
+        self._check_transport()
+        self.context.set_timeout(parse_grpc_timeout(headers.get("grpc-timeout")))
+        self._request_compression = _compression.require(headers.get("grpc-encoding"))
+        self._response_compression = grpc_negotiate_response(
+            headers.get("grpc-accept-encoding"), self._request_compression
+        )
+
+    def _check_transport(self) -> None:
+        # Without trailers the status could never follow a message: fail before the handler
+        # runs, with a trailers-only response (status in the headers) that any client reads.
+        if not self.request.has_trailers:
+            raise ConnectError(Code.UNIMPLEMENTED, _NO_TRAILERS_MESSAGE)
+        if not self._trailers:
+            raise ConnectError(Code.INTERNAL, "gRPC requests must carry the header te: trailers")
+
+    def _body_bytes(self, chunk: bytes) -> bytes:
+        return chunk
+
+    def _body_end(self) -> None:
+        return None
+
+    async def messages(self) -> AsyncGenerator[bytes, None]:
+        reader = EnvelopeReader(self.read_max_bytes)
+        receive = self.request.receive
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise Disconnected
+            for envelope in reader.feed(self._body_bytes(message.get("body", b""))):
+                yield self._unwrap(envelope.flags, envelope.data)
+            if not message.get("more_body", False):
+                break
+        self._body_done = True
+        self._body_end()
+        if reader.pending:
+            raise ConnectError(Code.INVALID_ARGUMENT, "request stream ended inside a message")
+
+    def _unwrap(self, flags: int, data: bytes) -> bytes:
+        if flags & ~FLAG_COMPRESSED:
+            raise ConnectError(Code.INTERNAL, f"protocol error: invalid message flags {flags:#x}")
+        if not flags:
+            return data
+        if self._request_compression is IDENTITY:
+            raise ConnectError(
+                Code.INTERNAL, "protocol error: compressed message without a grpc-encoding"
+            )
+        return self._request_compression.decompress(data, self.read_max_bytes)
+
+    async def drain(self) -> None:
+        if not self._body_done:
+            self._body_done = True
+            await drain_body(self.request.receive)
+
+    def _response_headers(self) -> list[tuple[bytes, bytes]]:
+        headers = grpc_encode_metadata(self.context.response_headers.raw)
+        headers.append((b"content-type", self.request.content_type.encode()))
+        if self._response_compression is not IDENTITY:
+            headers.append((b"grpc-encoding", self._response_compression.name.encode()))
+        headers.append((b"grpc-accept-encoding", _ACCEPT_ENCODING))
+        return headers
+
+    async def _start_response(self) -> None:
+        self._started = True
+        await self.request.send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": self._response_headers(),
+                "trailers": self._trailers,
+            }
+        )
+
+    def _frame(self, flags: int, data: bytes) -> bytes:
+        return encode_envelope(flags, data)
+
+    async def send_message(self, data: bytes) -> None:
+        if not self._started:
+            await self._start_response()
+        compression = self._response_compression
+        if compression is not IDENTITY and len(data) >= COMPRESS_MIN_BYTES:
+            frame = self._frame(FLAG_COMPRESSED, compression.compress(data))
+        else:
+            frame = self._frame(0, data)
+        await self.request.send({"type": "http.response.body", "body": frame, "more_body": True})
+
+    async def finish(self, error: ConnectError | None) -> None:
+        if not self._body_done:
+            self._body_done = True
+            # The body is unread only after an error. Read the rest before the status ends the
+            # stream: see _drain_before_status.
+            await _drain_before_status(self.request, self.context.method.stream_type)
+        trailers = grpc_status_trailers(error, self.context.response_trailers.raw)
+        if not self._started and not self._can_send_trailers():
+            # Trailers-only: the status travels in the headers of an empty response.
+            await send_plain(self.request.send, 200, self._response_headers() + trailers)
+            return
+        if not self._started:
+            await self._start_response()
+        await self._send_trailers(trailers)
+
+    def _can_send_trailers(self) -> bool:
+        return self._trailers
+
+    async def _send_trailers(self, trailers: list[tuple[bytes, bytes]]) -> None:
+        send = self.request.send
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await send({"type": "http.response.trailers", "headers": trailers, "more_trailers": False})
+
+
+class _GrpcWebCall(_GrpcCall):
+    """A gRPC-Web call: as gRPC, but the status goes in a final body frame (flag 0x80), so it
+    works over HTTP/1.1 and on any ASGI server."""
+
+    protocol = "grpc-web"
+
+    def __init__(
+        self, request: HttpRequest, method: MethodInfo, read_max_bytes: int, codec: str
+    ) -> None:
+        super().__init__(request, method, read_max_bytes, codec)
+        self._trailers = False  # never HTTP trailers: gRPC-Web responses must carry none
+
+    def _check_transport(self) -> None:
+        return None
+
+    def _can_send_trailers(self) -> bool:
+        return True
+
+    async def _send_trailers(self, trailers: list[tuple[bytes, bytes]]) -> None:
+        frame = self._frame(GRPC_WEB_TRAILERS_FLAG, grpc_web_trailer_block(trailers))
+        await self.request.send({"type": "http.response.body", "body": frame})
+
+
+class _GrpcWebTextCall(_GrpcWebCall):
+    """gRPC-Web-text: the gRPC-Web body in base64 both ways, for clients that cannot send or
+    read binary bodies. Each response frame is encoded on its own (padded), as the spec allows."""
+
+    def __init__(
+        self, request: HttpRequest, method: MethodInfo, read_max_bytes: int, codec: str
+    ) -> None:
+        super().__init__(request, method, read_max_bytes, codec)
+        self._decoder = Base64Decoder()
+
+    def _body_bytes(self, chunk: bytes) -> bytes:
+        return self._decoder.feed(chunk)
+
+    def _body_end(self) -> None:
+        self._decoder.close()
+
+    def _frame(self, flags: int, data: bytes) -> bytes:
+        return base64.b64encode(encode_envelope(flags, data))
+
+
+class _Grpc:
+    """The gRPC protocol: recognises ``application/grpc[+proto|+json]`` POSTs."""
+
+    name = "grpc"
+    codecs = _GRPC_CODECS
+    call_type: type[_GrpcCall] = _GrpcCall
+
+    def matches(self, request: HttpRequest) -> bool:
+        return request.method == "POST" and request.content_type in self.codecs
+
+    def refusal(self, request: HttpRequest, method: MethodInfo) -> int | None:
+        return None  # every stream type travels the same way
+
+    def open_call(
+        self, request: HttpRequest, method: MethodInfo, read_max_bytes: int
+    ) -> ServerCall:
+        codec = self.codecs[request.content_type]
+        return self.call_type(request, method, read_max_bytes, codec)
+
+    async def reject(self, request: HttpRequest, error: ConnectError) -> None:
+        headers = [(b"content-type", request.content_type.encode())]
+        trailers = grpc_status_trailers(error)
+        if not self.status_in_trailers(request):
+            # Trailers-only (HTTP 200, status in the headers): the exact code, no trailers.
+            await send_plain(request.send, 200, headers + trailers)
+            return
+        # gRPC clients (grpcio) want a trailers-only response as one HEADERS frame with
+        # END_STREAM, which Hypercorn cannot send: it follows headers with an empty DATA frame.
+        # So send headers, then the status as real trailers.
+        send = request.send
+        start = {"type": "http.response.start", "status": 200, "headers": headers, "trailers": True}
+        await send(start)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await send({"type": "http.response.trailers", "headers": trailers})
+
+    def status_in_trailers(self, request: HttpRequest) -> bool:
+        """Whether the status can go in HTTP trailers (only gRPC, only where they work)."""
+        return request.has_trailers and _te_trailers(request)
+
+
+class _GrpcWeb(_Grpc):
+    name = "grpc-web"
+    codecs = _WEB_CODECS
+    call_type = _GrpcWebCall
+
+    def status_in_trailers(self, request: HttpRequest) -> bool:
+        return False
+
+
+class _GrpcWebText(_GrpcWeb):
+    name = "grpc-web-text"
+    codecs = _WEB_TEXT_CODECS
+    call_type = _GrpcWebTextCall
+
+
+GRPC = _Grpc()
+GRPC_WEB = _GrpcWeb()
+GRPC_WEB_TEXT = _GrpcWebText()
