@@ -24,6 +24,7 @@ from ._typemap import (
     EnumType,
     FieldSpec,
     ModelType,
+    OneofMember,
     ProtoType,
     ScalarType,
     TimeType,
@@ -147,6 +148,11 @@ class _Compiler:
         puts: list[tuple[str, Fill]] = []
         gets: list[tuple[str, Read]] = []
         for spec in model_fields(model):
+            if spec.label == "oneof":
+                put, get = self._oneof_conv(model, descriptor, spec)
+                puts.append((spec.name, put))
+                gets.append((spec.name, get))
+                continue
             field = _field_of(model, descriptor, spec)
             conv = self._scalar_conv(spec.value)
             if conv is not None:
@@ -166,6 +172,20 @@ class _Compiler:
         converter.plain_in, converter.plain_out = tuple(plain_in), tuple(plain_out)
         converter.puts, converter.gets = tuple(puts), tuple(gets)
         return converter
+
+    def _oneof_conv(
+        self, model: type[BaseModel], descriptor: Descriptor, spec: FieldSpec
+    ) -> tuple[Fill, Read]:
+        """(fill, read) for a union of models: the member set on the wire is the model."""
+        by_type: dict[type, tuple[str, Fill]] = {}
+        reads: dict[str, Read] = {}
+        for member in spec.members:
+            field = _field_of(model, descriptor, member)
+            converter = self.model(member.model, field.message_type)
+            by_type[member.model] = (member.name, converter.fill)
+            # An instance, not a dict: a dict would leave pydantic to guess the union member.
+            reads[member.name] = _instance_reader(member.model, converter.read)
+        return _oneof_put(spec.name, by_type), _oneof_get(spec, reads)
 
     @staticmethod
     def _scalar_conv(value: ValueType) -> tuple[Read | None, Read | None] | None:
@@ -212,7 +232,9 @@ def _proto_conv(user_class: type[ProtoMessage]) -> tuple[Fill, Read]:
     return fill, read
 
 
-def _field_of(model: type, descriptor: Descriptor, spec: FieldSpec) -> FieldDescriptor:
+def _field_of(
+    model: type, descriptor: Descriptor, spec: FieldSpec | OneofMember
+) -> FieldDescriptor:
     field: FieldDescriptor | None = descriptor.fields_by_name.get(spec.name)
     if field is None or field.number != spec.number:
         raise TypeError(
@@ -290,6 +312,39 @@ def _message_get(spec: FieldSpec, read: Read) -> Read:
         return lambda m: read(getattr(m, name)) if m.HasField(name) else _OMIT
     # Absent and required: the protobuf zero value, an all-default message.
     return lambda m: read(getattr(m, name))
+
+
+def _instance_reader(model: type[BaseModel], read: Read) -> Read:
+    validate = model.__pydantic_validator__.validate_python
+    return lambda sub: validate(read(sub), by_alias=False, by_name=True)
+
+
+def _oneof_put(name: str, by_type: dict[type, tuple[str, Fill]]) -> Fill:
+    def put(m: Any, v: Any) -> None:
+        found = by_type.get(type(v))
+        if found is None:  # a subclass of a member
+            found = next((f for t, f in by_type.items() if isinstance(v, t)), None)
+        if found is None:
+            expected = " | ".join(t.__name__ for t in by_type)
+            raise TypeError(f"{name}: expected {expected}, got {type(v).__name__}")
+        member, fill = found
+        sub = getattr(m, member)
+        fill(sub, v)
+        sub.SetInParent()
+
+    return put
+
+
+def _oneof_get(spec: FieldSpec, reads: dict[str, Read]) -> Read:
+    oneof = spec.name
+    # Unset: None where the union allows it, else the model's default (or a missing field).
+    absent = None if spec.nullable else _OMIT
+
+    def get(m: Any) -> Any:
+        which = m.WhichOneof(oneof)
+        return absent if which is None else reads[which](getattr(m, which))
+
+    return get
 
 
 class PydanticProtoCodec(Generic[M]):

@@ -138,11 +138,36 @@ def _render_field(
     r.emit(depth, f"{kind} {field.name} = {field.number}{option};")
 
 
+def _real_oneof(field: FieldDescriptorProto) -> int | None:
+    """The index of the (non-synthetic) oneof holding ``field``, if any."""
+    if field.HasField("oneof_index") and not field.proto3_optional:
+        return field.oneof_index
+    return None
+
+
+def _render_oneof(
+    r: _Renderer, depth: int, index: int, message: DescriptorProto, full: str
+) -> None:
+    name = message.oneof_decl[index].name
+    r.comment(depth, f"{full}.{name}")
+    r.emit(depth, f"oneof {name} {{")
+    for field in message.field:
+        if _real_oneof(field) == index:
+            _render_field(r, depth + 1, field, message, full)
+    r.emit(depth, "}")
+
+
 def _render_message(r: _Renderer, depth: int, message: DescriptorProto, full: str) -> None:
     r.comment(depth, full)
     r.emit(depth, f"message {message.name} {{")
+    rendered: set[int] = set()
     for field in message.field:
-        _render_field(r, depth + 1, field, message, full)
+        index = _real_oneof(field)
+        if index is None:
+            _render_field(r, depth + 1, field, message, full)
+        elif index not in rendered:  # the whole oneof, where its first field is
+            rendered.add(index)
+            _render_oneof(r, depth + 1, index, message, full)
     for nested in message.nested_type:
         if not nested.options.map_entry:
             r.emit()

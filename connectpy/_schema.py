@@ -115,9 +115,29 @@ class _FileBuilder:
         self.type_names[model] = full  # before the fields: models may refer to themselves
         message = self.file.message_type.add(name=name)
         self._doc(full, _own_doc(model))
-        for spec in model_fields(model):
-            self._field(message, full, spec)
+        specs = model_fields(model)
+        # Real oneofs first: protobuf wants proto3 `optional`'s synthetic ones after them all.
+        for spec in specs:
+            if spec.label == "oneof":
+                message.oneof_decl.add(name=spec.name)
+        for spec in specs:
+            if spec.label == "oneof":
+                self._oneof(message, full, spec)
+            else:
+                self._field(message, full, spec)
         return full
+
+    def _oneof(self, message: DescriptorProto, owner: str, spec: FieldSpec) -> None:
+        self._doc(f"{owner}.{spec.name}", spec.doc)
+        index = [decl.name for decl in message.oneof_decl].index(spec.name)
+        for member in spec.members:
+            field = message.field.add(
+                name=member.name, number=member.number, json_name=member.json_name
+            )
+            field.label = _F.LABEL_OPTIONAL
+            field.type = _F.TYPE_MESSAGE
+            field.type_name = "." + self.message(member.model)
+            field.oneof_index = index
 
     def _field(self, message: DescriptorProto, owner: str, spec: FieldSpec) -> None:
         field = message.field.add(name=spec.name, number=spec.number, json_name=spec.json_name)
@@ -181,6 +201,12 @@ class _FileBuilder:
             self.docs[full] = doc
 
     def add_service(self, service: ServiceInfo) -> None:
+        declared = _declaring_file(service)
+        if declared is not None:
+            # Its message classes come from a file that declares this very service (protoc
+            # output, or connectpy's own health and reflection): import it, don't redefine.
+            self._import(declared)
+            return
         self.claim(service.name, ServiceInfo)
         self._doc(_qualify(self.package, service.name), service.doc)
         proto = self.file.service.add(name=service.name)
@@ -206,6 +232,32 @@ class _FileBuilder:
             name = name.removesuffix(".proto") + "_connectpy.proto"
         self.file.name = name
         return self.file
+
+
+def _declaring_file(service: ServiceInfo) -> Any:
+    """The file of the service's protobuf message classes, if it declares the service with
+    the same methods and types; else None."""
+    first = service.methods[0].request_type
+    if not issubclass(first, ProtoMessage):
+        return None
+    file = first.DESCRIPTOR.file
+    declared = file.services_by_name.get(service.name)
+    if declared is None or declared.full_name != service.full_name:
+        return None
+    for method in service.methods:
+        theirs = declared.methods_by_name.get(method.name)
+        if theirs is None or not all(
+            issubclass(tp, ProtoMessage) and tp.DESCRIPTOR.full_name == descriptor.full_name
+            for tp, descriptor in (
+                (method.request_type, theirs.input_type),
+                (method.response_type, theirs.output_type),
+            )
+        ):
+            return None
+        streams = (theirs.client_streaming, theirs.server_streaming)
+        if streams != (method.stream_type.client_streams, method.stream_type.server_streams):
+            return None
+    return file
 
 
 def _where(tp: type) -> str:

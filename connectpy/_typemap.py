@@ -27,6 +27,7 @@ __all__ = [
     "FieldNumber",
     "FieldSpec",
     "ModelType",
+    "OneofMember",
     "ProtoType",
     "ScalarType",
     "TimeType",
@@ -84,7 +85,17 @@ class TimeType:
 
 
 ValueType: TypeAlias = ScalarType | EnumType | ModelType | ProtoType | TimeType
-Label = Literal["singular", "optional", "repeated", "map"]
+Label = Literal["singular", "optional", "repeated", "map", "oneof"]
+
+
+@dataclass(frozen=True, slots=True)
+class OneofMember:
+    """One model of a union field: a message field of the field's ``oneof``."""
+
+    name: str
+    json_name: str
+    number: int
+    model: type[BaseModel]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +105,12 @@ class FieldSpec:
     ``label`` is ``optional`` for ``X | None`` (a proto3 ``optional`` scalar or enum, or a
     message field, which has presence anyway); ``value`` is the element type of a repeated
     field and the value type of a map, whose key type is ``key``.
+
+    A union of models (``Cat | Dog``, optionally ``| None``) has the label ``oneof``: a
+    ``oneof`` named after the field holds one message field per model (``members``, named
+    ``<field>_<model>``), and
+    ``value`` is the first member's type. ``nullable`` says whether ``None`` is allowed, which
+    is what an unset oneof decodes to.
     """
 
     name: str
@@ -104,6 +121,8 @@ class FieldSpec:
     key: ScalarType | None
     required: bool
     doc: str | None
+    members: tuple[OneofMember, ...] = ()
+    nullable: bool = False
 
 
 class _Unmappable(Exception):
@@ -166,7 +185,7 @@ def _field_shape(annotation: Any) -> tuple[Label, ValueType, ScalarType | None]:
         args = typing.get_args(tp)
         present = [_strip(a) for a in args if a is not type(None)]
         if len(present) > 1 and all(_is_model(a) for a in present):
-            raise _Unmappable("a union of models would be a oneof, which is not supported yet")
+            return "oneof", ModelType(present[0]), None
         if len(present) != 1 or len(present) == len(args):
             raise _Unmappable()
         tp, label = present[0], "optional"
@@ -265,8 +284,12 @@ def protoc_json_name(name: str) -> str:
     return parts[0] + "".join(p[:1].upper() + p[1:] for p in parts[1:])
 
 
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
 def _upper_snake(name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).upper()
+    return _snake(name).upper()
 
 
 @functools.cache
@@ -350,9 +373,12 @@ def model_fields(model: type[BaseModel]) -> tuple[FieldSpec, ...]:
             raise TypeError(f"{where}: cannot map {shown} to protobuf{why}") from None
         pinned = _pinned(info)
         number = next_number if pinned is None else pinned
-        _check_number(where, number, used.get(number), model)
-        used[number] = name
-        next_number = number + 1
+        members = _oneof_members(name, info.annotation, number) if label == "oneof" else ()
+        numbers = [(m.number, f"{name} ({m.name})") for m in members] or [(number, name)]
+        for taken, holder in numbers:
+            _check_number(where, taken, used.get(taken), model)
+            used[taken] = holder
+        next_number = (members[-1].number if members else number) + 1
         specs.append(
             FieldSpec(
                 name=name,
@@ -363,9 +389,47 @@ def model_fields(model: type[BaseModel]) -> tuple[FieldSpec, ...]:
                 key=key,
                 required=info.is_required(),
                 doc=_doc(info),
+                members=members,
+                nullable=_allows_none(info.annotation),
             )
         )
+    _check_member_names(model, specs)
     return tuple(specs)
+
+
+def _allows_none(annotation: Any) -> bool:
+    tp = _strip(annotation)
+    return _is_union(tp) and type(None) in typing.get_args(tp)
+
+
+def _oneof_members(field: str, annotation: Any, first: int) -> tuple[OneofMember, ...]:
+    """One message field per model of a union, numbered on from ``first``:
+    ``pet: Cat | Dog`` -> ``oneof pet { Cat pet_cat = n; Dog pet_dog = n + 1; }``.
+
+    The field's name prefixes the model's, so two unions of the same models never clash and
+    adding one never renames another's fields.
+    """
+    models = [_strip(a) for a in typing.get_args(_strip(annotation)) if a is not type(None)]
+    members = []
+    for offset, member in enumerate(models):
+        name = f"{field}_{_snake(proto_name(member))}"
+        members.append(OneofMember(name, protoc_json_name(name), first + offset, member))
+    return tuple(members)
+
+
+def _check_member_names(model: type[BaseModel], specs: list[FieldSpec]) -> None:
+    # A oneof's name and its fields share the message's namespace with every other field.
+    owners: dict[str, str] = {}
+    for spec in specs:
+        names = [spec.name, *(m.name for m in spec.members)]
+        for name in names:
+            other = owners.setdefault(name, spec.name)
+            if other != spec.name or names.count(name) > 1:
+                raise TypeError(
+                    f"{model.__name__}.{spec.name}: the oneof {spec.name!r} would hold a field "
+                    f"{name!r} (one per model: <field>_<model>), which clashes with "
+                    f"{model.__name__}.{other}; rename the field or the model"
+                )
 
 
 def _check_number(where: str, number: int, holder: str | None, model: type) -> None:

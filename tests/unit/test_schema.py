@@ -239,7 +239,7 @@ class Right(Message):
         (dict[float, int], "dict[float, int]"),
         (dict[str, list[int]], "dict[str, list[int]]"),
         (int | str, "int | str"),
-        (Union[Left, Right], "Left | Right"),  # noqa: UP007
+        (Union[Left, int], "Left | int"),  # noqa: UP007
         (list[Optional[int]], "list[int | None]"),  # noqa: UP045
         (list, "list"),
         (complex, "complex"),
@@ -261,11 +261,32 @@ def test_unmappable_types_name_the_model_and_field(annotation: Any, shown: str) 
     assert str(caught.value).startswith(f"BookRequest.tags: cannot map {shown} to protobuf")
 
 
-def test_union_of_models_says_oneof_is_not_supported() -> None:
+def test_union_of_models_is_a_oneof() -> None:
     class Shape(Message):
+        note: str | None = None
+        kind: Left | Right
+        spare: Left | Right | None = None
+
+    message = _message(ProtoSchema.for_models([Shape], package="s"), "Shape")
+    # Real oneofs come first; proto3 `optional`'s synthetic one after them, as protoc orders.
+    assert [o.name for o in message.oneof_decl] == ["kind", "spare", "_note"]
+    fields = _fields(message)
+    assert [(f.name, f.number, f.oneof_index) for f in message.field[1:]] == [
+        ("kind_left", 2, 0),
+        ("kind_right", 3, 0),
+        ("spare_left", 4, 1),
+        ("spare_right", 5, 1),
+    ]
+    assert fields["kind_right"].type_name == ".s.Right"
+    assert fields["kind_right"].json_name == "kindRight"
+
+
+def test_oneof_field_names_that_clash_fail_at_build_time() -> None:
+    class Shape(Message):
+        kind_left: int = 0
         kind: Left | Right
 
-    with pytest.raises(TypeError, match="oneof, which is not supported yet"):
+    with pytest.raises(TypeError, match=r"Shape\.kind: the oneof 'kind' would hold a field"):
         ProtoSchema.for_models([Shape])
 
 

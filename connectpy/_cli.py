@@ -1,0 +1,153 @@
+"""The ``connectpy`` command: serve an app with Hypercorn, or print a service's ``.proto``.
+
+``connectpy serve module:attr`` runs any ASGI app (an :class:`~connectpy.ASGIApp`, FastAPI,
+Starlette) with the Hypercorn settings connectpy needs: HTTP/1.1 and HTTP/2 (h2c, or ALPN
+with TLS) and no per-connection request limit. ``--workers N`` runs N processes that share
+the listening socket (Hypercorn's own multi-process mode; each imports the app).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from hypercorn.run import run
+from hypercorn.utils import NoAppError, load_application
+
+from ._hypercorn import TLSFiles, hypercorn_config
+from ._proto_text import render_proto
+from ._schema import ProtoSchema
+from .app import ASGIApp
+from .schema import generate_proto
+
+__all__ = ["main"]
+
+
+class _UsageError(Exception):
+    """A problem with the command line, reported without a traceback."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``connectpy`` command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        status: int = args.run(args)
+    except _UsageError as exc:
+        print(f"connectpy: error: {exc}", file=sys.stderr)
+        return 2
+    return status
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="connectpy", description="Serve Connect, gRPC and gRPC-Web apps; print .proto files."
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="serve an ASGI app with Hypercorn")
+    serve.add_argument("app", help="the app as module:attribute, e.g. myapp.main:app")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to bind (8000)")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="processes sharing the socket (1: this one)"
+    )
+    serve.add_argument("--certfile", help="PEM certificate: serve HTTPS (h2 by ALPN)")
+    serve.add_argument("--keyfile", help="PEM private key of --certfile")
+    serve.add_argument("--ca-certs", help="PEM CA bundle: require client certificates (mTLS)")
+    serve.add_argument(
+        "--worker-class",
+        choices=("asyncio", "uvloop", "trio"),
+        default="asyncio",
+        help="the event loop of each worker (asyncio)",
+    )
+    serve.add_argument(
+        "--graceful-timeout",
+        type=float,
+        default=None,
+        help="seconds calls in flight get to finish after SIGTERM (Hypercorn's default: 3)",
+    )
+    serve.add_argument("--access-log", action="store_true", help="log each request to stderr")
+    serve.set_defaults(run=_serve)
+
+    proto = commands.add_parser("proto", help="print the .proto of a service")
+    proto.add_argument(
+        "target", help="module:attribute: a service class or instance, or an ASGIApp"
+    )
+    proto.add_argument("--package", help="the protobuf package (overrides the service's)")
+    proto.add_argument("--name", help="the service name (overrides the class name)")
+    proto.set_defaults(run=_proto)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        raise _UsageError("--workers must be at least 1")
+    if bool(args.certfile) != bool(args.keyfile):
+        raise _UsageError("--certfile and --keyfile go together")
+    tls = TLSFiles(args.certfile, args.keyfile, args.ca_certs) if args.certfile else None
+    try:  # fail here, once and readably, rather than in every worker
+        load_application(args.app, 0)
+    except NoAppError as exc:
+        raise _UsageError(str(exc)) from None
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    config = hypercorn_config(bind=[f"{host}:{args.port}"], tls=tls, access_log=args.access_log)
+    config.application_path = args.app
+    config.worker_class = args.worker_class
+    if args.graceful_timeout is not None:
+        config.graceful_timeout = args.graceful_timeout
+    # Hypercorn runs in this process with 0 workers; with N it spawns N and supervises them.
+    config.workers = 0 if args.workers == 1 else args.workers
+    return run(config)
+
+
+def _load(target: str) -> object:
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise _UsageError(f"{target!r} must be module:attribute")
+    if os.getcwd() not in sys.path:  # like `python -m`: modules next to the user first
+        sys.path.insert(0, os.getcwd())
+    try:
+        found: object = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise _UsageError(f"cannot import {module_name!r}: {exc}") from None
+    for part in attribute.split("."):
+        try:
+            found = getattr(found, part)
+        except AttributeError:
+            raise _UsageError(f"{module_name!r} has no attribute {attribute!r}") from None
+    return found
+
+
+def _proto(args: argparse.Namespace) -> int:
+    found = _load(args.target)
+    if isinstance(found, ASGIApp):
+        sys.stdout.write(_app_protos(found))
+        return 0
+    if isinstance(found, type):
+        try:
+            found = found()
+        except Exception as exc:  # whatever its constructor raises: say so, briefly
+            raise _UsageError(
+                f"cannot instantiate {args.target} without arguments "
+                f"({type(exc).__name__}); point at an instance instead"
+            ) from None
+    try:
+        sys.stdout.write(generate_proto(found, package=args.package, name=args.name))
+    except TypeError as exc:
+        raise _UsageError(str(exc)) from None
+    return 0
+
+
+def _app_protos(app: ASGIApp) -> str:
+    """Every file of the app's schema that declares something, each under a header naming it;
+    files of imported definitions (reflection, health) come out empty and are left out."""
+    schema = ProtoSchema.for_services(app.services)
+    texts = []
+    for file in schema.file_descriptors:
+        if file.message_type or file.enum_type or file.service:
+            text = render_proto(file, services=schema.services, docs=schema.docs)
+            texts.append(f"// File: {file.name}\n{text}")
+    return "\n".join(texts)
