@@ -230,16 +230,24 @@ def _inspect_method(service_name: str, attribute: str, func: Callable[..., Any])
 
 
 def inspect_service(
-    service: object, *, name: str | None = None, package: str | None = None
+    service: object,
+    *,
+    name: str | None = None,
+    package: str | None = None,
+    default_package: str = "",
 ) -> ServiceInfo:
     """Read every public method of ``service`` (an instance) as an RPC.
+
+    The package is ``package`` if given, else the class's ``__connectpy_package__``, else
+    ``default_package`` (the app's).
 
     Raises:
         TypeError: a public method lacks the annotations of an RPC, or a name is invalid.
     """
     cls = type(service)
     service_name = name or getattr(cls, "__connectpy_name__", None) or cls.__name__
-    package = package if package is not None else getattr(cls, "__connectpy_package__", "")
+    if package is None:
+        package = getattr(cls, "__connectpy_package__", default_package)
     for label, value in (("service name", service_name), ("package", package)):
         if value and not _IDENT.match(value):
             raise TypeError(f"{cls.__name__}: invalid {label} {value!r}")

@@ -63,9 +63,7 @@ class ASGIApp:
             ValueError: a procedure path is mounted already, or an ``@http_option`` rule is
                 malformed or conflicts with another.
         """
-        info = inspect_service(
-            service, name=name, package=self.package if package is None else package
-        )
+        info = inspect_service(service, name=name, package=package, default_package=self.package)
         endpoints = build_endpoints(info)
         for endpoint in endpoints:
             if endpoint.method.procedure in self._routes:

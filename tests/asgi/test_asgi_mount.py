@@ -160,3 +160,32 @@ async def test_asgi_app_lifespan_protocol() -> None:
         {"type": "lifespan.startup.complete"},
         {"type": "lifespan.shutdown.complete"},
     ]
+
+
+class Note(Message):
+    text: str = ""
+
+
+class PackagedService:
+    __connectpy_package__ = "ping.v1"
+
+    async def ping(self, request: Note) -> Note:
+        return request
+
+
+@pytest.mark.parametrize(
+    ("app_package", "mount_package", "path"),
+    [
+        ("", None, "/ping.v1.PackagedService/Ping"),
+        ("app.v1", None, "/ping.v1.PackagedService/Ping"),
+        ("app.v1", "mount.v1", "/mount.v1.PackagedService/Ping"),
+    ],
+)
+async def test_package_precedence(app_package: str, mount_package: str | None, path: str) -> None:
+    """mount(package=) beats the class's __connectpy_package__, which beats the app's."""
+    app = ASGIApp(package=app_package)
+    app.mount(PackagedService(), package=mount_package)
+    async with client_for(app) as client:
+        response = await client.post(path, json={"text": "hi"})
+    assert response.status_code == 200
+    assert response.json() == {"text": "hi"}
