@@ -32,7 +32,7 @@ _PROTOCOLS: tuple[ServerProtocol, ...] = (
 
 
 class ASGIApp:
-    """An ASGI app serving mounted services over Connect.
+    """An ASGI app serving mounted services over Connect, gRPC and gRPC-Web on one port.
 
     Run it with Hypercorn directly, or mount it under Starlette or FastAPI
     (``app.mount("/rpc", rpc_app)``).

@@ -18,7 +18,7 @@ class Context:
 
     Attributes:
         method: the RPC being served.
-        protocol: the wire protocol (``"connect"``, ``"grpc"``, ``"grpc-web"``).
+        protocol: the wire protocol (``"connect"``, ``"grpc"``, ``"grpc-web"``, ``"rest"``).
         http_method: ``"POST"``, or ``"GET"`` for a Connect GET.
         request_headers: the request's HTTP headers (case-insensitive, multi-valued).
         query_params: the query string (only Connect GET requests carry one).
