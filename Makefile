@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit conformance bench clean
+.PHONY: demo test lint typecheck unit conformance bench bench-micro bench-profile bench-tools clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,5 +30,34 @@ unit: $(STAMP)
 conformance: $(STAMP)
 	$(PY) conformance/run.py
 
+# Benchmarks (docs/performance.md): a separate venv with the peers, never part of `make test`.
+BENCH_VENV := benchmarks/.venv
+BENCH_PY := $(BENCH_VENV)/bin/python
+BENCH_STAMP := $(BENCH_VENV)/.installed
+BENCH_ARGS ?=
+
+$(BENCH_STAMP): pyproject.toml benchmarks/requirements.txt
+	test -x $(BENCH_PY) || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_PY) -m pip install --quiet --upgrade pip
+	$(BENCH_PY) -m pip install --quiet -e . -r benchmarks/requirements.txt
+	touch $(BENCH_STAMP)
+
+bench-tools:
+	command -v h2load >/dev/null || (apt-get update && apt-get install -y nghttp2-client)
+	command -v taskset >/dev/null || (apt-get update && apt-get install -y util-linux)
+
+# Every row and case, 3 interleaved repetitions of 5 s a cell (about 20 minutes):
+# writes benchmarks/results/DATE.md. Narrow it with e.g. BENCH_ARGS="--server hypercorn".
+bench: $(BENCH_STAMP) bench-tools
+	$(BENCH_PY) -m benchmarks.run $(BENCH_ARGS)
+
+bench-micro: $(BENCH_STAMP)
+	$(BENCH_PY) -m pytest benchmarks/micro -p no:cacheprovider -q \
+		-o python_files='bench_*.py' -o python_functions='bench_*' \
+		--benchmark-columns=min,median,mean,ops,rounds --benchmark-sort=name $(BENCH_ARGS)
+
+bench-profile: $(BENCH_STAMP) bench-tools
+	$(BENCH_PY) -m benchmarks.profile $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) build conformance/gen
+	rm -rf $(VENV) $(BENCH_VENV) build conformance/gen

@@ -1,0 +1,1 @@
+"""Benchmarks: connectpy against a raw-ASGI floor and its peers (``make bench``)."""
