@@ -1,0 +1,249 @@
+"""Run the official Connect conformance suite against connectpy (``make conformance``).
+
+Steps:
+
+1. install the runner, ``connectconformance`` (pinned to :data:`RUNNER_VERSION`), into
+   ``build/bin`` with ``go install`` unless the right version is there already;
+2. locate the conformance protos in the Go module cache (``go mod download -json``) and generate
+   Python code for them into ``conformance/gen`` (git-ignored) unless it is there already;
+3. run the runner in server mode against ``conformance/server.py`` with the features claimed in
+   ``conformance/config.yaml``, streaming its output, and exit with its exit code.
+
+Extra command-line arguments go to the runner, before the ``--`` that starts the server command,
+e.g. ``conformance/run.py --run 'Basic/**' --trace`` or ``conformance/run.py -v``.
+
+Without Go on ``PATH`` the suite is skipped (exit 0), except in CI (``CI=true``), where that is
+an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import IO
+
+RUNNER_MODULE = "connectrpc.com/conformance"
+RUNNER_VERSION = "v1.0.5"
+PROTO_FILES = ("config.proto", "service.proto", "server_compat.proto")
+PROTO_PACKAGE = ("connectrpc", "conformance", "v1")
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+BIN_DIR = ROOT / "build" / "bin"
+RUNNER = BIN_DIR / "connectconformance"
+GEN_DIR = HERE / "gen"
+CONFIG = HERE / "config.yaml"
+SERVER = HERE / "server.py"
+
+_SUMMARY = re.compile(r"^\d+ passed, \d+ failed\s*$")
+
+
+def _show(path: Path) -> str:
+    """``path`` relative to the repository when inside it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def log(message: str) -> None:
+    print(f"conformance: {message}", flush=True)
+
+
+def fail(message: str) -> int:
+    print(f"conformance: ERROR: {message}", file=sys.stderr, flush=True)
+    return 1
+
+
+def find_go() -> str | None:
+    return shutil.which("go")
+
+
+def runner_version() -> str | None:
+    if not RUNNER.is_file():
+        return None
+    try:
+        proc = subprocess.run(
+            [str(RUNNER), "--version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except OSError:
+        return None
+    return proc.stdout.strip() or None
+
+
+def install_runner(go: str) -> None:
+    if runner_version() == f"connectconformance {RUNNER_VERSION}":
+        return
+    log(f"installing connectconformance {RUNNER_VERSION} into {_show(BIN_DIR)}/")
+    BIN_DIR.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "GOBIN": str(BIN_DIR)}
+    subprocess.run(
+        [go, "install", f"{RUNNER_MODULE}/cmd/connectconformance@{RUNNER_VERSION}"],
+        env=env,
+        check=True,
+        cwd=ROOT,
+    )
+    version = runner_version()
+    if version != f"connectconformance {RUNNER_VERSION}":
+        raise RuntimeError(f"installed runner reports version {version!r}, not {RUNNER_VERSION}")
+
+
+def proto_dir(go: str) -> Path:
+    """The conformance protos, from the Go module cache (downloaded if needed)."""
+    proc = subprocess.run(
+        [go, "mod", "download", "-json", f"{RUNNER_MODULE}@{RUNNER_VERSION}"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    try:
+        info = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        info = {}
+    if proc.returncode != 0 or "Dir" not in info:
+        detail = info.get("Error") or proc.stderr.strip() or proc.stdout.strip()
+        raise RuntimeError(f"go mod download {RUNNER_MODULE}@{RUNNER_VERSION} failed: {detail}")
+    protos = Path(info["Dir"]) / "proto"
+    if not (protos.joinpath(*PROTO_PACKAGE) / "service.proto").is_file():
+        raise RuntimeError(f"no conformance protos under {protos}")
+    return protos
+
+
+GEN_STAMP = GEN_DIR / "VERSION"
+"""The conformance version the generated code came from: a new pin regenerates it."""
+
+
+def generated_files() -> list[Path]:
+    package = GEN_DIR.joinpath(*PROTO_PACKAGE)
+    stems = [name.removesuffix(".proto") for name in PROTO_FILES]
+    return [package / f"{stem}_pb2.py" for stem in stems] + [
+        GEN_DIR.joinpath(*PROTO_PACKAGE[: i + 1]) / "__init__.py" for i in range(len(PROTO_PACKAGE))
+    ]
+
+
+def generate_code(go: str) -> None:
+    stamp = GEN_STAMP.read_text().strip() if GEN_STAMP.is_file() else None
+    if stamp == RUNNER_VERSION and all(path.is_file() for path in generated_files()):
+        return
+    import grpc_tools  # only the generation step needs grpcio-tools
+
+    protos = proto_dir(go)
+    well_known = Path(grpc_tools.__file__).resolve().parent / "_proto"
+    log(f"generating Python code for the conformance protos into {_show(GEN_DIR)}/")
+    GEN_DIR.mkdir(parents=True, exist_ok=True)
+    sources = ["/".join((*PROTO_PACKAGE, name)) for name in PROTO_FILES]
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            f"-I{protos}",
+            f"-I{well_known}",
+            f"--python_out={GEN_DIR}",
+            f"--pyi_out={GEN_DIR}",
+            *sources,
+        ],
+        check=True,
+        cwd=ROOT,
+    )
+    # Regular packages (not namespace packages), so that `conformance/gen` placed first on
+    # sys.path wins over any installed distribution that also provides `connectrpc`.
+    for i in range(len(PROTO_PACKAGE)):
+        GEN_DIR.joinpath(*PROTO_PACKAGE[: i + 1], "__init__.py").touch()
+    GEN_STAMP.write_text(RUNNER_VERSION + "\n")
+
+
+class _Tee:
+    """Forwards a child's output line by line and remembers the runner's summary line."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.summary: str | None = None
+        self.last_line: str | None = None
+
+    def pump(self, source: IO[bytes], sink: IO[str]) -> None:
+        for raw in iter(source.readline, b""):
+            line = raw.decode("utf-8", errors="replace")
+            with self.lock:
+                sink.write(line)
+                sink.flush()
+                stripped = line.rstrip("\r\n")
+                if stripped.strip():
+                    self.last_line = stripped
+                if _SUMMARY.match(stripped):
+                    self.summary = stripped
+        source.close()
+
+
+def run_runner(runner_args: list[str]) -> int:
+    command = [
+        str(RUNNER),
+        "--mode",
+        "server",
+        "--conf",
+        _show(CONFIG),
+        *runner_args,
+        "--",
+        sys.executable,
+        _show(SERVER),
+    ]
+    log("running " + " ".join(command))
+    tee = _Tee()
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    pumps = [
+        threading.Thread(target=tee.pump, args=(proc.stdout, sys.stdout), daemon=True),
+        threading.Thread(target=tee.pump, args=(proc.stderr, sys.stderr), daemon=True),
+    ]
+    for thread in pumps:
+        thread.start()
+
+    def forward(signum: int, _frame: object) -> None:
+        # Stop the runner (it stops its servers) rather than leave it orphaned.
+        proc.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    for thread in pumps:
+        # A server process that outlived the runner could hold the pipes open: don't hang on it.
+        thread.join(timeout=10)
+    with tee.lock:
+        sys.stderr.flush()
+        if tee.summary is None:
+            print(f"conformance: the runner exited with code {code} without a summary", flush=True)
+        elif tee.last_line != tee.summary:
+            # Keep the verdict as the last line, after anything printed following it.
+            print(tee.summary, flush=True)
+    return code
+
+
+def main(argv: list[str]) -> int:
+    go = find_go()
+    if go is None:
+        message = "go not found on PATH: install Go >= 1.24 to run the Connect conformance suite"
+        if os.environ.get("CI", "").lower() == "true":
+            return fail(message)
+        print(f"conformance: SKIPPED ({message})", flush=True)
+        return 0
+    try:
+        install_runner(go)
+        generate_code(go)
+    except (subprocess.CalledProcessError, RuntimeError, OSError) as exc:
+        return fail(str(exc))
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    return run_runner(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

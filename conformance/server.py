@@ -1,0 +1,188 @@
+"""The server under test, started by the conformance runner once per server configuration.
+
+Protocol (connectrpc/conformance ``server_compat.proto``): read one size-delimited
+``ServerCompatRequest`` (4-byte big-endian length, then the binary message) from stdin; start
+listening; write one size-delimited ``ServerCompatResponse`` (host, port, and the PEM certificate
+when TLS is used) to stdout; then serve until SIGTERM. Nothing may be written to stdout after the
+response (nobody reads it any more), so stdout is redirected to stderr.
+
+Set ``CONFORMANCE_LOG_CASES=1`` to log each test case name to stderr; send SIGUSR1 to print the
+stacks of all asyncio tasks to stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import signal
+import socket
+import ssl
+import struct
+import sys
+import tempfile
+from pathlib import Path
+from typing import IO, Any, cast
+
+# Run as a script (`python conformance/server.py`): make the repository root and the generated
+# code (conformance/gen) importable, and do not let this directory shadow top-level modules.
+_HERE = Path(__file__).resolve().parent
+if sys.path and Path(sys.path[0] or ".").resolve() == _HERE:
+    del sys.path[0]
+for _path in (str(_HERE.parent), str(_HERE / "gen")):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+import anyio  # noqa: E402
+import hypercorn.asyncio  # noqa: E402
+from anyio.abc import TaskStatus  # noqa: E402
+from connectrpc.conformance.v1 import server_compat_pb2  # noqa: E402
+from hypercorn.config import Config  # noqa: E402
+
+from conformance.service import PACKAGE, ConformanceService  # noqa: E402
+from connectpy import ASGIApp  # noqa: E402
+
+HOST = "127.0.0.1"
+_PR_SET_PDEATHSIG = 1
+
+
+def read_delimited(stream: IO[bytes]) -> bytes:
+    """One length-prefixed message: a 4-byte big-endian size, then that many bytes."""
+
+    def read_exactly(size: int) -> bytes:
+        chunks = bytearray()
+        while len(chunks) < size:
+            chunk = stream.read(size - len(chunks))
+            if not chunk:
+                raise EOFError(f"stdin closed after {len(chunks)} of {size} bytes")
+            chunks += chunk
+        return bytes(chunks)
+
+    (size,) = struct.unpack(">I", read_exactly(4))
+    return read_exactly(size)
+
+
+def write_delimited(stream: IO[bytes], data: bytes) -> None:
+    stream.write(struct.pack(">I", len(data)) + data)
+    stream.flush()
+
+
+def listen() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((HOST, 0))
+    sock.listen(1024)  # before answering: the runner connects as soon as it has the port
+    return sock
+
+
+def build_config(request: Any, fd: int, cert_dir: Path) -> Config:
+    config = Config()
+    config.bind = [f"fd://{fd}"]  # Hypercorn takes over the listening socket
+    # Hypercorn closes a connection after 1000 requests, dropping in-flight HTTP/2 responses.
+    config.keep_alive_max_requests = 1_000_000_000
+    # The default (5 s) lets idle HTTP/1.1 connections close while the client reuses them.
+    config.keep_alive_timeout = 120
+    config.graceful_timeout = 2  # the runner kills us 5 s after SIGTERM
+    config.accesslog = None
+    config.errorlog = "-"  # stderr
+    if request.use_tls:
+        cert_file = cert_dir / "server.crt"
+        key_file = cert_dir / "server.key"
+        cert_file.write_bytes(request.server_creds.cert)
+        key_file.write_bytes(request.server_creds.key)
+        config.certfile = str(cert_file)
+        config.keyfile = str(key_file)
+        if request.client_tls_cert:
+            ca_file = cert_dir / "client-ca.crt"
+            ca_file.write_bytes(request.client_tls_cert)
+            config.ca_certs = str(ca_file)
+            config.verify_mode = ssl.CERT_REQUIRED
+            # Python >= 3.13 adds VERIFY_X509_STRICT by default, which rejects some test certs.
+            default_flags = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).verify_flags
+            config.verify_flags = default_flags & ~ssl.VERIFY_X509_STRICT
+    return config
+
+
+async def serve(request: Any) -> None:
+    app = ASGIApp(read_max_bytes=request.message_receive_limit)
+    app.mount(ConformanceService(), package=PACKAGE)
+
+    with tempfile.TemporaryDirectory(prefix="connectpy-conformance-") as tmp:
+        sock = listen()
+        port = sock.getsockname()[1]
+        config = build_config(request, sock.detach(), Path(tmp))
+        response = server_compat_pb2.ServerCompatResponse(
+            host=HOST,
+            port=port,
+            pem_cert=request.server_creds.cert if request.use_tls else b"",
+        )
+        write_delimited(sys.stdout.buffer, response.SerializeToString())
+        sys.stdout = sys.stderr  # the runner never reads stdout again
+
+        stop = anyio.Event()
+
+        async def wait_for_signal(*, task_status: TaskStatus[None]) -> None:
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGUSR1) as sigs:
+                task_status.started()
+                async for signum in sigs:
+                    if signum == signal.SIGUSR1:
+                        dump_tasks()
+                        continue
+                    stop.set()
+                    return
+
+        async with anyio.create_task_group() as tg:
+            await tg.start(wait_for_signal)
+            # Hypercorn's own ASGI types are narrower than connectpy's.
+            framework = cast(Any, app)
+            await hypercorn.asyncio.serve(framework, config, shutdown_trigger=stop.wait)
+            tg.cancel_scope.cancel()
+
+
+def dump_tasks() -> None:
+    """Print every asyncio task's stack to stderr (on SIGUSR1: debugging a stuck server)."""
+    tasks = asyncio.all_tasks()
+    print(f"---- {len(tasks)} asyncio tasks (pid {os.getpid()}) ----", file=sys.stderr)
+    for task in tasks:
+        print(f"* {task.get_name()}", file=sys.stderr)
+        # Follow the chain of awaited coroutines (Task.print_stack shows only the outermost).
+        awaitable: Any = task.get_coro()
+        while awaitable is not None:
+            frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "ag_frame", None)
+            frame = frame or getattr(awaitable, "gi_frame", None)
+            if frame is not None:
+                code = frame.f_code
+                print(f"    {code.co_filename}:{frame.f_lineno} in {code.co_name}", file=sys.stderr)
+            awaitable = (
+                getattr(awaitable, "cr_await", None)
+                or getattr(awaitable, "ag_await", None)
+                or getattr(awaitable, "gi_yieldfrom", None)
+            )
+    print("---- end of tasks ----", file=sys.stderr, flush=True)
+
+
+def exit_with_parent() -> None:
+    """Ask Linux to send SIGTERM when the runner dies, so that no server outlives it.
+
+    The runner stops its servers itself when it finishes, but not when it is killed.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the runner died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def main() -> None:
+    exit_with_parent()
+    request = server_compat_pb2.ServerCompatRequest.FromString(read_delimited(sys.stdin.buffer))
+    anyio.run(serve, request, backend="asyncio")
+
+
+if __name__ == "__main__":
+    main()
