@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit conformance bench bench-micro bench-profile bench-tools clean
+.PHONY: demo test lint typecheck unit conformance conformance-prepare bench bench-micro bench-profile bench-tools clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m examples.bookstore
 
-test: lint typecheck unit conformance
+test: lint typecheck conformance-prepare unit conformance
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -26,6 +26,11 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(PY) -m pytest -q
+
+# Installs the pinned runner and generates the conformance protos (skips without Go, except
+# under CI=true), so the harness tests in pytest run against the generated code.
+conformance-prepare: $(STAMP)
+	$(PY) conformance/run.py --prepare-only
 
 conformance: $(STAMP)
 	$(PY) conformance/run.py

@@ -104,7 +104,16 @@ def build_config(request: Any, fd: int, cert_dir: Path) -> Config:
     return config
 
 
+def _quiet_shutdown_cancellations(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    # At SIGTERM Hypercorn cancels its connection tasks; asyncio's stream callback then logs each
+    # CancelledError as an unhandled exception. That is shutdown noise, not a failure.
+    if isinstance(context.get("exception"), asyncio.CancelledError):
+        return
+    loop.default_exception_handler(context)
+
+
 async def serve(request: Any) -> None:
+    asyncio.get_running_loop().set_exception_handler(_quiet_shutdown_cancellations)
     app = ASGIApp(read_max_bytes=request.message_receive_limit)
     app.mount(ConformanceService(), package=PACKAGE)
 
