@@ -30,7 +30,7 @@ from typing import IO, Literal
 
 import httpx
 
-from . import codegen
+from . import baseline, codegen
 from .common import (
     REPO,
     STREAM_COUNT,
@@ -338,6 +338,7 @@ APP_NAMES = {
     "grpcio": f"grpcio {_version('grpcio')} aio server (reference)",
     "connectpy-opt": "connectpy + proposed patches (benchmarks/experiments.py)",
     "raw-chunked": "raw ASGI without content-length (chunked on HTTP/1.1)",
+    "connectpy-base": "connectpy at the baseline commit (--baseline)",
 }
 SERVER_NAMES = {
     "hypercorn": f"Hypercorn {_version('hypercorn')}",
@@ -539,6 +540,11 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--from-raw", type=Path, help="only render the table again from a run's .raw file"
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="add connectpy as committed at this git ref (row connectpy-base), e.g. HEAD",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.reps <= 20 or not 0 < args.duration <= 60 or not 0 <= args.warmup <= 30:
         parser.error("keep it bounded: 1-20 repetitions, at most 60 s a cell, 30 s warm-up")
@@ -573,6 +579,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{tool} is missing (make bench installs nghttp2-client)", file=sys.stderr)
             return 2
     started = time.monotonic()
+    if args.baseline:
+        os.environ[baseline.ENV] = str(baseline.export(args.baseline))  # servers inherit it
+        default = [*(a for a in APPS if a not in EXPERIMENTAL), "grpcio"]
+        args.app = [*(args.app or default), "connectpy-base"]
     cases = [c for c in CASES if not args.case or c.key in args.case]
     rows = [
         r
@@ -586,6 +596,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = machine()
     info["date"] = datetime.date.today().isoformat()
     info["load_before"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    if args.baseline:
+        info["connectpy"] += (
+            f", baseline {args.baseline} = {baseline.export(args.baseline).name[:7]}"
+        )
     cells: dict[tuple[str, str], Cell] = {}
     with start_servers(rows, args.server_core) as servers:
         deadline = time.monotonic() + 90

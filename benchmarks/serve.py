@@ -1,7 +1,9 @@
 """Start one benchmark server: ``python -m benchmarks.serve APP SERVER PORT``.
 
 APP is ``raw``, ``connectpy``, ``connectrpc``, ``pydantic-rpc`` (ASGI apps), ``connectpy-opt``
-(connectpy with the patches of ``benchmarks.experiments``) or ``grpcio`` (its own server).
+(connectpy with the patches of ``benchmarks.experiments``), ``connectpy-base`` (connectpy as
+committed at the ref ``benchmarks.run --baseline`` exported, see ``benchmarks.baseline``) or
+``grpcio`` (its own server).
 SERVER is ``hypercorn``, ``uvicorn`` or ``granian``, each with one worker on uvloop and its
 access log off. SIGTERM or SIGINT stops it. The harness pins the process (and so every thread
 and child it starts) to one core with ``taskset``.
@@ -28,9 +30,10 @@ APPS: dict[str, str] = {
     "pydantic-rpc": "benchmarks.peers.pydantic_rpc_app:app()",
     "connectpy-opt": "benchmarks.experiments:optimised_app()",
     "raw-chunked": "benchmarks.experiments:raw_chunked_app",
+    "connectpy-base": "benchmarks.baseline:connectpy_app()",
 }
 """Where each ASGI app lives: ``module:attribute``, called when it ends in ``()``."""
-EXPERIMENTAL = frozenset({"connectpy-opt", "raw-chunked"})
+EXPERIMENTAL = frozenset({"connectpy-opt", "raw-chunked", "connectpy-base"})
 """Apps measured only when asked for (``--app``): candidate optimisations, not rows."""
 
 SERVERS = ("hypercorn", "uvicorn", "granian")

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import anyio
-from starlette.datastructures import Headers
+from starlette.datastructures import Headers, QueryParams
 
 from .code import Code
 from .errors import ConnectError
@@ -41,22 +41,81 @@ class Disconnected(Exception):
 
 
 class HttpRequest:
-    """The parts of an ASGI HTTP request every protocol looks at, read once."""
+    """The parts of an ASGI HTTP request every protocol looks at, read once.
 
-    __slots__ = ("content_type", "headers", "method", "receive", "scope", "send")
+    Protocol code looks headers up with :meth:`header`, answered from a dict of the raw
+    headers built here once: starlette's ``Headers.get`` scans and decodes every header per
+    lookup, and a call makes five to seven. ``headers`` (starlette's, for handlers) and
+    ``query_params`` are built only when asked for: most calls never need them.
+    """
+
+    __slots__ = (
+        "_headers",
+        "_index",
+        "_query",
+        "content_type",
+        "method",
+        "receive",
+        "scope",
+        "send",
+    )
 
     def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.scope = scope
         self.receive = receive
         self.send = send
         self.method: str = scope["method"]
-        self.headers = Headers(scope=scope)
-        self.content_type = self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        raw = scope["headers"]
+        if not isinstance(raw, list):  # ASGI allows any iterable; it is read more than once
+            raw = scope["headers"] = list(raw)
+        # Reversed, so the first of repeated headers wins, as with starlette's Headers.get.
+        self._index: dict[bytes, bytes] = dict(reversed(raw))
+        self._headers: Headers | None = None
+        self._query: QueryParams | None = None
+        raw_type = self._index.get(b"content-type", b"")
+        content_type = _CONTENT_TYPES.get(raw_type)
+        if content_type is None:
+            content_type = raw_type.decode("latin-1").split(";", 1)[0].strip().lower()
+            if len(_CONTENT_TYPES) < _CONTENT_TYPES_MAX:
+                _CONTENT_TYPES[raw_type] = content_type
+        self.content_type = content_type
+
+    def header(self, name: bytes) -> str | None:
+        """The first value of the header ``name`` (lower case), or None."""
+        value = self._index.get(name)
+        return None if value is None else value.decode("latin-1")
+
+    def header_values(self, name: bytes) -> list[str]:
+        """Every value of the header ``name`` (lower case), in order."""
+        return [v.decode("latin-1") for k, v in self.scope["headers"] if k == name]
+
+    @property
+    def headers(self) -> Headers:
+        """The request headers as starlette's case-insensitive, multi-valued mapping."""
+        if self._headers is None:
+            self._headers = Headers(scope=self.scope)
+        return self._headers
+
+    @property
+    def query_params(self) -> QueryParams:
+        """The parsed query string (empty for most calls: only Connect GET and REST use it)."""
+        if self._query is None:
+            query = self.scope.get("query_string", b"")
+            self._query = QueryParams(query) if query else _NO_QUERY
+        return self._query
 
     @property
     def has_trailers(self) -> bool:
         """Whether the server can send HTTP trailers on this response (HTTP/2 on Hypercorn)."""
         return "http.response.trailers" in (self.scope.get("extensions") or {})
+
+
+_NO_QUERY = QueryParams()  # immutable, so one instance serves every request without a query
+
+# Content types seen, raw to normalised: a service sees a handful, and normalising one costs
+# four string operations a request. Bounded, as clients choose what they send.
+_CONTENT_TYPES: dict[bytes, str] = {}
+_CONTENT_TYPES_MAX = 64
 
 
 async def read_body(receive: Receive, max_bytes: int) -> bytes:
@@ -96,13 +155,16 @@ async def drain_body(receive: Receive, limit: int = _DRAIN_LIMIT) -> None:
 async def send_plain(
     send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes = b""
 ) -> None:
-    """A complete response in two ASGI messages."""
+    """A complete response in two ASGI messages, with ``content-length`` (appended to
+    ``headers``): HTTP/1.1 servers then send the body as is, not chunked."""
+    headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
 class BodyPump:
-    """Reads the request body in its own task, ahead of the handler.
+    """Reads the request body in its own task, ahead of the handler (calls whose client
+    streams; a server stream reads its one message first, then only watches for a disconnect).
 
     Two reasons: Hypercorn's per-stream queue is small, and a handler that stops reading
     would stall every stream on its HTTP/2 connection; and a streaming response must notice

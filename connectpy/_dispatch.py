@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from ._asgi import BodyPump, Disconnected, HttpRequest
+from ._asgi import BodyPump, Disconnected, HttpRequest, Receive
 from ._message import MessageCodec
 from ._protocol.base import ServerCall
 from ._service import MethodInfo, StreamType
@@ -42,17 +42,51 @@ class Endpoint:
 
 async def run_call(endpoint: Endpoint, call: ServerCall, request: HttpRequest) -> None:
     """Serve ``call`` with ``endpoint`` and always finish it with a status."""
-    if endpoint.method.stream_type is StreamType.UNARY:
-        error = await _run_guarded(endpoint, call)
+    stream_type = endpoint.method.stream_type
+    if stream_type is StreamType.UNARY:
+        error = await _run_guarded(endpoint, call, _serve_unary)
         if error is not _GONE:
             await _finish(call, error)
         return
+    if stream_type is StreamType.SERVER_STREAM:
+        await _run_server_stream(endpoint, call, request)
+        return
+    await _run_client_stream(endpoint, call, request)
+
+
+async def _run_server_stream(endpoint: Endpoint, call: ServerCall, request: HttpRequest) -> None:
+    """A server stream: the handler may send for a long time without reading anything, so a
+    task watches for the client going away, which cancels the call.
+
+    The request body (one message) is read before the watcher starts, and the watcher reads
+    only what follows the body: ``http.disconnect``. That is all a server stream needs of the
+    body pump that client streams have.
+    """
+    async with anyio.create_task_group() as task_group:
+        cancel = task_group.cancel_scope
+
+        def watch() -> None:
+            task_group.start_soon(_watch_disconnect, request.receive, cancel)
+
+        error = await _run_guarded(endpoint, call, _serve_server_stream, watch)
+        if error is not _GONE:
+            await _finish(call, error)
+        cancel.cancel()
+
+
+async def _watch_disconnect(receive: Receive, on_disconnect: anyio.CancelScope) -> None:
+    while (await receive())["type"] == "http.request":
+        pass  # only once the call is cancelled: the body is read before the watch starts
+    on_disconnect.cancel()
+
+
+async def _run_client_stream(endpoint: Endpoint, call: ServerCall, request: HttpRequest) -> None:
     pump = BodyPump(request.receive, 4 * call.read_max_bytes + _PUMP_SLACK)
     request.receive = pump.receive
     try:
         async with anyio.create_task_group() as task_group:
             task_group.start_soon(pump.run, task_group.cancel_scope)
-            error = await _run_guarded(endpoint, call)
+            error = await _run_guarded(endpoint, call, _serve_client_stream)
             if error is not _GONE:
                 # Hypercorn drops the HTTP/2 connection when DATA arrives for a stream it has
                 # closed (pgjones/hypercorn#329): let the rest of the body arrive first. The wait
@@ -74,11 +108,29 @@ _GONE: Any = object()
 """The client disconnected: there is nobody to send a status to."""
 
 
-async def _run_guarded(endpoint: Endpoint, call: ServerCall) -> Any:
-    """Run the call; return the error to report (or None), or ``_GONE``."""
+Serve = Callable[[Endpoint, ServerCall, Callable[[], None] | None], Awaitable[None]]
+"""Reads the request, runs the handler and sends its response messages, for one stream type;
+the callable, if any, is called once the request is read."""
+
+
+async def _run_guarded(
+    endpoint: Endpoint,
+    call: ServerCall,
+    serve: Serve,
+    on_request: Callable[[], None] | None = None,
+) -> Any:
+    """Run the call under its deadline; return the error to report (or None), or ``_GONE``."""
     try:
         call.start()
-        return await _run_under_deadline(endpoint, call)
+        deadline = call.context.deadline
+        if deadline is None:
+            await serve(endpoint, call, on_request)
+            return None
+        with anyio.CancelScope(deadline=deadline) as scope:
+            await serve(endpoint, call, on_request)
+        if scope.cancelled_caught:
+            return ConnectError(Code.DEADLINE_EXCEEDED, "the call's deadline passed")
+        return None
     except ConnectError as exc:
         return exc
     except Disconnected:
@@ -95,57 +147,58 @@ async def _finish(call: ServerCall, error: ConnectError | None) -> None:
         return
 
 
-async def _run_under_deadline(endpoint: Endpoint, call: ServerCall) -> ConnectError | None:
-    deadline = call.context.deadline
-    if deadline is None:
-        await _serve(endpoint, call)
-        return None
-    with anyio.CancelScope(deadline=deadline) as scope:
-        await _serve(endpoint, call)
-    if scope.cancelled_caught:
-        return ConnectError(Code.DEADLINE_EXCEEDED, "the call's deadline passed")
-    return None
+async def _serve_unary(
+    endpoint: Endpoint, call: ServerCall, on_request: Callable[[], None] | None
+) -> None:
+    codec = call.codec
+    request = endpoint.request_codec.decode(codec, await call.read_single())
+    result = await _invoke(endpoint, call, request)
+    await call.send_message(endpoint.response_codec.encode(codec, result))
 
 
-async def _serve(endpoint: Endpoint, call: ServerCall) -> None:
-    stream_type = endpoint.method.stream_type
-    if not stream_type.client_streams:
-        request = await _single_request(endpoint, call)
-        await _respond(endpoint, call, await _invoke(endpoint, call, request))
-        return
+async def _serve_server_stream(
+    endpoint: Endpoint, call: ServerCall, on_request: Callable[[], None] | None
+) -> None:
+    request = endpoint.request_codec.decode(call.codec, await call.read_single())
+    if on_request is not None:
+        on_request()
+    await _send_stream(endpoint, call, await _invoke(endpoint, call, request))
+
+
+async def _serve_client_stream(
+    endpoint: Endpoint, call: ServerCall, on_request: Callable[[], None] | None
+) -> None:
     # aclosing: a handler may abandon its request stream; close it here, not in the GC.
     async with aclosing(_decode_all(endpoint, call)) as requests:
-        await _respond(endpoint, call, await _invoke(endpoint, call, requests))
+        result = await _invoke(endpoint, call, requests)
+        if endpoint.method.stream_type.server_streams:
+            await _send_stream(endpoint, call, result)
+        else:
+            await call.send_message(endpoint.response_codec.encode(call.codec, result))
     # Keep draining what the handler left unread so the server's per-stream queue never
     # fills and stalls other streams on the same HTTP/2 connection.
     await call.drain()
 
 
-async def _respond(endpoint: Endpoint, call: ServerCall, result: Any) -> None:
+async def _send_stream(endpoint: Endpoint, call: ServerCall, result: Any) -> None:
     encode = endpoint.response_codec.encode
     codec = call.codec
-    if not endpoint.method.stream_type.server_streams:
-        await call.send_message(encode(codec, result))
+    send = call.send_message
+    if hasattr(result, "__aiter__"):
+        # Iterated here, not through a wrapper generator: one hop less per message.
+        try:
+            async for response in result:
+                await send(encode(codec, response))
+        finally:
+            aclose = getattr(result, "aclose", None)
+            if aclose is not None:
+                await aclose()
         return
-    async with aclosing(_iterate(result)) as responses:
-        async for response in responses:
-            await call.send_message(encode(codec, response))
-
-
-async def _single_request(endpoint: Endpoint, call: ServerCall) -> Any:
-    found: list[bytes] = []
-    async with aclosing(call.messages()) as messages:
-        async for data in messages:
-            found.append(data)
-            if len(found) > 1:
-                break
-    if len(found) != 1:
-        raise ConnectError(
-            Code.UNIMPLEMENTED,
-            f"{endpoint.method.procedure} takes exactly one request message, got "
-            + ("none" if not found else "more than one"),
-        )
-    return endpoint.request_codec.decode(call.codec, found[0])
+    iterator: Iterator[Any] = iter(result)
+    while (
+        item := await anyio.to_thread.run_sync(next, iterator, _DONE, abandon_on_cancel=True)
+    ) is not _DONE:
+        await send(encode(codec, item))
 
 
 async def _decode_all(endpoint: Endpoint, call: ServerCall) -> AsyncGenerator[Any, None]:
@@ -171,20 +224,3 @@ async def _invoke(endpoint: Endpoint, call: ServerCall, requests: Any) -> Any:
 
 
 _DONE = object()
-
-
-async def _iterate(result: Any) -> AsyncGenerator[Any, None]:
-    if hasattr(result, "__aiter__"):
-        try:
-            async for item in result:
-                yield item
-        finally:
-            aclose = getattr(result, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        return
-    iterator: Iterator[Any] = iter(result)
-    while (
-        item := await anyio.to_thread.run_sync(next, iterator, _DONE, abandon_on_cancel=True)
-    ) is not _DONE:
-        yield item

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
 from .code import Code
 from .errors import ConnectError
@@ -17,10 +16,9 @@ FLAG_END_STREAM = 0x02
 _HEADER = struct.Struct(">BI")
 
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
-    flags: int
-    data: bytes
+Envelope = tuple[int, bytes]
+"""One frame: ``(flags, data)``. A plain tuple: a frozen dataclass cost more to build than the
+rest of reading a small frame."""
 
 
 def encode_envelope(flags: int, data: bytes) -> bytes:
@@ -42,23 +40,32 @@ class EnvelopeReader:
     def feed(self, data: bytes) -> list[Envelope]:
         """Add bytes; return the envelopes now complete."""
         buffer = self._buffer
-        buffer += data
+        # Usually nothing is pending and ``data`` holds whole frames: slice them out of it
+        # directly (one copy each) instead of copying everything through the buffer first.
+        chunk: bytes | bytearray = data
+        if buffer:
+            buffer += data
+            chunk = buffer
         envelopes: list[Envelope] = []
         offset = 0
-        while len(buffer) - offset >= 5:
-            flags, length = _HEADER.unpack_from(buffer, offset)
+        size = len(chunk)
+        while size - offset >= 5:
+            flags, length = _HEADER.unpack_from(chunk, offset)
             if length > self._max_bytes:
                 raise ConnectError(
                     Code.RESOURCE_EXHAUSTED,
                     f"message size {length} is larger than the {self._max_bytes}-byte limit",
                 )
             end = offset + 5 + length
-            if end > len(buffer):
+            if end > size:
                 break
-            envelopes.append(Envelope(flags, bytes(buffer[offset + 5 : end])))
+            envelopes.append((flags, bytes(chunk[offset + 5 : end])))
             offset = end
-        if offset:
-            del buffer[:offset]
+        if chunk is buffer:
+            if offset:
+                del buffer[:offset]
+        elif offset < size:
+            buffer += data[offset:]
         return envelopes
 
     @property

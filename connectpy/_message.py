@@ -117,19 +117,20 @@ def pydantic_codec(
     protobuf schema built from the model."""
 
     serializer = model.__pydantic_serializer__
+    # The validator itself, not model_validate_json: one Python frame less a call.
+    validator = model.__pydantic_validator__
 
     def encode_json(value: BaseModel) -> bytes:
         return serializer.to_json(value, by_alias=True)
 
-    def empty() -> BaseModel:
-        return model.model_validate({})
+    def decode_json(data: bytes) -> BaseModel:
+        # Empty is the default message, as in _empty_is_default.
+        result: BaseModel = validator.validate_json(data) if data else validator.validate_python({})
+        return result
 
     return MessageCodec(
         model,
         full_name,
-        {
-            "proto": decode_proto,
-            "json": _empty_is_default(model.model_validate_json, empty),
-        },
+        {"proto": decode_proto, "json": decode_json},
         {"proto": encode_proto, "json": encode_json},
     )

@@ -89,29 +89,36 @@ class ASGIApp:
         return self.health
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            await self._handle(HttpRequest(scope, receive, send))
-        elif scope["type"] == "lifespan":
-            await _lifespan(receive, send)
-
-    async def _handle(self, request: HttpRequest) -> None:
-        protocol = next((p for p in self._protocols if p.matches(request)), None)
-        endpoint = self._routes.get(_route_path(request.scope))
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await _lifespan(receive, send)
+            return
+        request = HttpRequest(scope, receive, send)
+        protocol: ServerProtocol | None = None
+        for candidate in self._protocols:
+            if candidate.matches(request):
+                protocol = candidate
+                break
+        endpoint = self._routes.get(_route_path(scope))
         if endpoint is None:
-            if await self._rest.serve(request, self.read_max_bytes):
-                return
-            error = ConnectError(Code.UNIMPLEMENTED, f"no procedure at {request.scope['path']}")
-            await drain_body(request.receive)
-            await (protocol or CONNECT_UNARY).reject(request, error)
+            await self._not_a_procedure(request, protocol)
             return
         status = _refusal(request, protocol, endpoint)
         if status is not None or protocol is None:
-            await drain_body(request.receive)
+            await drain_body(receive)
             headers = [(b"allow", b"GET, POST")] if status == 405 else []
-            await send_plain(request.send, status or 415, headers)
+            await send_plain(send, status or 415, headers)
             return
         call = protocol.open_call(request, endpoint.method, self.read_max_bytes)
         await run_call(endpoint, call, request)
+
+    async def _not_a_procedure(self, request: HttpRequest, protocol: ServerProtocol | None) -> None:
+        """A REST route, or ``unimplemented`` in the request's protocol."""
+        if await self._rest.serve(request, self.read_max_bytes):
+            return
+        error = ConnectError(Code.UNIMPLEMENTED, f"no procedure at {request.scope['path']}")
+        await drain_body(request.receive)
+        await (protocol or CONNECT_UNARY).reject(request, error)
 
 
 def _refusal(

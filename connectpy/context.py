@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 from starlette.datastructures import Headers, MutableHeaders, QueryParams
@@ -10,7 +11,19 @@ from starlette.datastructures import Headers, MutableHeaders, QueryParams
 if TYPE_CHECKING:
     from ._service import MethodInfo
 
-__all__ = ["Context"]
+__all__ = ["Context", "RequestView"]
+
+_NO_HEADERS: tuple[tuple[bytes, bytes], ...] = ()
+
+
+class RequestView(Protocol):
+    """Where a context gets its request headers and query when a handler first asks."""
+
+    @property
+    def headers(self) -> Headers: ...
+
+    @property
+    def query_params(self) -> QueryParams: ...
 
 
 class Context:
@@ -20,22 +33,21 @@ class Context:
         method: the RPC being served.
         protocol: the wire protocol (``"connect"``, ``"grpc"``, ``"grpc-web"``, ``"rest"``).
         http_method: ``"POST"``, or ``"GET"`` for a Connect GET.
-        request_headers: the request's HTTP headers (case-insensitive, multi-valued).
-        query_params: the query string (only Connect GET requests carry one).
-        response_headers: headers to send; append to them before the first response message.
-        response_trailers: trailers to send after the last message, or with the error.
         timeout_ms: the timeout the client sent, or ``None`` when it set none.
     """
 
+    # The headers and the query are built on first use: most handlers never look at them,
+    # and building them costs a few microseconds a call.
     __slots__ = (
         "_deadline",
+        "_query_params",
+        "_request_headers",
+        "_response_headers",
+        "_response_trailers",
+        "_source",
         "http_method",
         "method",
         "protocol",
-        "query_params",
-        "request_headers",
-        "response_headers",
-        "response_trailers",
         "scope",
         "timeout_ms",
     )
@@ -46,21 +58,64 @@ class Context:
         method: MethodInfo,
         protocol: str,
         http_method: str,
-        request_headers: Headers,
-        query_params: QueryParams,
+        request: RequestView | None = None,
+        request_headers: Headers | None = None,
+        query_params: QueryParams | None = None,
         timeout_ms: int | None = None,
         scope: object = None,
     ) -> None:
+        """``request`` supplies the headers and query on first use, unless they are given."""
         self.method = method
         self.protocol = protocol
         self.http_method = http_method
-        self.request_headers = request_headers
-        self.query_params = query_params
-        self.response_headers = MutableHeaders()
-        self.response_trailers = MutableHeaders()
+        self._source = request
+        self._request_headers = request_headers
+        self._query_params = query_params
+        self._response_headers: MutableHeaders | None = None
+        self._response_trailers: MutableHeaders | None = None
         self.timeout_ms = timeout_ms
         self.scope = scope
         self._deadline = None if timeout_ms is None else anyio.current_time() + timeout_ms / 1000
+
+    @property
+    def request_headers(self) -> Headers:
+        """The request's HTTP headers (case-insensitive, multi-valued)."""
+        if self._request_headers is None:
+            source = self._source
+            self._request_headers = Headers() if source is None else source.headers
+        return self._request_headers
+
+    @property
+    def query_params(self) -> QueryParams:
+        """The query string (only Connect GET and REST requests carry one)."""
+        if self._query_params is None:
+            source = self._source
+            self._query_params = QueryParams() if source is None else source.query_params
+        return self._query_params
+
+    @property
+    def response_headers(self) -> MutableHeaders:
+        """Headers to send; add to them before the first response message."""
+        if self._response_headers is None:
+            self._response_headers = MutableHeaders()
+        return self._response_headers
+
+    @property
+    def response_trailers(self) -> MutableHeaders:
+        """Trailers to send after the last message, or with the error."""
+        if self._response_trailers is None:
+            self._response_trailers = MutableHeaders()
+        return self._response_trailers
+
+    def response_header_pairs(self) -> Sequence[tuple[bytes, bytes]]:
+        """The response headers set so far as raw pairs (for the protocols that send them)."""
+        headers = self._response_headers
+        return _NO_HEADERS if headers is None else headers.raw
+
+    def response_trailer_pairs(self) -> Sequence[tuple[bytes, bytes]]:
+        """The response trailers set so far as raw pairs (for the protocols that send them)."""
+        trailers = self._response_trailers
+        return _NO_HEADERS if trailers is None else trailers.raw
 
     @property
     def deadline(self) -> float | None:

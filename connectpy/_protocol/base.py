@@ -5,13 +5,24 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Protocol
 
+from ..code import Code
+from ..errors import ConnectError
+
 if TYPE_CHECKING:
     from .._asgi import HttpRequest
     from .._service import MethodInfo
     from ..context import Context
-    from ..errors import ConnectError
 
-__all__ = ["ServerCall", "ServerProtocol"]
+__all__ = ["ServerCall", "ServerProtocol", "not_one_message"]
+
+
+def not_one_message(method: MethodInfo, more: bool) -> ConnectError:
+    """The error for a unary or server-streaming request without exactly one message."""
+    return ConnectError(
+        Code.UNIMPLEMENTED,
+        f"{method.procedure} takes exactly one request message, got "
+        + ("more than one" if more else "none"),
+    )
 
 
 class ServerCall(Protocol):
@@ -30,6 +41,16 @@ class ServerCall(Protocol):
 
     def messages(self) -> AsyncGenerator[bytes, None]:
         """The request messages' bytes, decompressed and size-checked, in order."""
+        ...
+
+    async def read_single(self) -> bytes:
+        """The one request message of a call whose client does not stream, read to the end of
+        the body in one await (no generator to set up and close, as ``messages`` needs).
+
+        Raises:
+            ConnectError: ``unimplemented`` (see :func:`not_one_message`) when the body holds
+                no message or more than one, or whatever ``messages`` would raise.
+        """
         ...
 
     async def drain(self) -> None:

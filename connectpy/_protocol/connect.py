@@ -10,18 +10,17 @@ import json
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from starlette.datastructures import MutableHeaders, QueryParams
-
 from .. import _compression
-from .._asgi import Disconnected, HttpRequest, drain_body, read_body, send_plain
-from .._compression import IDENTITY, Compression
+from .._asgi import HttpRequest, drain_body, read_body, send_plain
+from .._compression import IDENTITY
 from .._deadline import parse_connect_timeout
-from .._envelope import FLAG_COMPRESSED, FLAG_END_STREAM, EnvelopeReader, encode_envelope
+from .._envelope import FLAG_COMPRESSED, FLAG_END_STREAM, encode_envelope
 from .._service import IdempotencyLevel, MethodInfo, StreamType
 from ..code import Code
 from ..context import Context
 from ..errors import ConnectError
 from .base import ServerCall
+from .enveloped import EnvelopedCall
 
 __all__ = [
     "CONNECT_GET",
@@ -34,6 +33,7 @@ __all__ = [
 _UNARY_CODECS = {"application/proto": "proto", "application/json": "json"}
 _STREAM_CODECS = {"application/connect+proto": "proto", "application/connect+json": "json"}
 _GET_CODECS = {"proto": "proto", "json": "json"}
+_UNARY_CONTENT_TYPES = {"proto": b"application/proto", "json": b"application/json"}
 
 # Below this size compressing costs more than it saves; the spec lets servers send identity.
 COMPRESS_MIN_BYTES = 1024
@@ -85,21 +85,20 @@ def connect_error_json(error: ConnectError) -> bytes:
 
 def _check_protocol_version(request: HttpRequest) -> None:
     # Absent is fine (curl users never send it); a wrong value is a client bug worth naming.
-    version = request.headers.get("connect-protocol-version")
+    version = request.header(b"connect-protocol-version")
     if version is not None and version != "1":
         raise ConnectError(
             Code.INVALID_ARGUMENT, f"connect-protocol-version must be 1, got {version!r}"
         )
 
 
-def _encode_headers(headers: MutableHeaders, prefix: bytes = b"") -> list[tuple[bytes, bytes]]:
-    return [(prefix + name, value) for name, value in headers.raw]
-
-
-def _compress(compression: Compression, data: bytes) -> tuple[bool, bytes]:
-    if compression is IDENTITY or len(data) < COMPRESS_MIN_BYTES:
-        return False, data
-    return True, compression.compress(data)
+def _response_headers(context: Context) -> list[tuple[bytes, bytes]]:
+    """The handler's response headers, and its trailers as ``trailer-`` headers (unary)."""
+    headers = list(context.response_header_pairs())
+    trailers = context.response_trailer_pairs()
+    if trailers:
+        headers += [(b"trailer-" + name, value) for name, value in trailers]
+    return headers
 
 
 def _new_context(request: HttpRequest, method: MethodInfo) -> Context:
@@ -107,9 +106,7 @@ def _new_context(request: HttpRequest, method: MethodInfo) -> Context:
         method=method,
         protocol="connect",
         http_method=request.method,
-        request_headers=request.headers,
-        query_params=QueryParams(request.scope.get("query_string", b"")),
-        timeout_ms=None,
+        request=request,
         scope=request.scope,
     )
 
@@ -130,21 +127,22 @@ class _UnaryCall:
     def start(self) -> None:
         request = self.request
         _check_protocol_version(request)
-        self.context.set_timeout(parse_connect_timeout(request.headers.get("connect-timeout-ms")))
-        self._request_compression = _compression.require(request.headers.get("content-encoding"))
+        self.context.set_timeout(parse_connect_timeout(request.header(b"connect-timeout-ms")))
+        self._request_compression = _compression.require(request.header(b"content-encoding"))
         self._response_compression = _compression.negotiate_response(
-            request.headers.get("accept-encoding"), self._request_compression
+            request.header(b"accept-encoding"), self._request_compression
         )
 
-    async def _read_message(self) -> bytes:
+    async def read_single(self) -> bytes:
         self._body_read = True
         body = await read_body(self.request.receive, self.read_max_bytes)
-        if not body:  # the spec: never decompress a zero-length body
+        compression = self._request_compression
+        if not body or compression is IDENTITY:  # the spec: never decompress an empty body
             return body
-        return self._request_compression.decompress(body, self.read_max_bytes)
+        return compression.decompress(body, self.read_max_bytes)
 
     async def messages(self) -> AsyncGenerator[bytes, None]:
-        yield await self._read_message()
+        yield await self.read_single()
 
     async def drain(self) -> None:
         return None
@@ -158,10 +156,9 @@ class _UnaryCall:
             # or crash it when the late DATA frames arrive (HTTP/2): read it first.
             self._body_read = True
             await drain_body(self.request.receive)
-        ctx = self.context
-        headers = _encode_headers(ctx.response_headers)
-        headers += _encode_headers(ctx.response_trailers, b"trailer-")
-        if error is not None or self._response is None:
+        headers = _response_headers(self.context)
+        body = self._response
+        if error is not None or body is None:
             error = error or ConnectError(Code.INTERNAL, "handler produced no response")
             headers += [(k.encode(), v.encode()) for k, v in error.metadata]
             headers.append((b"content-type", b"application/json"))
@@ -169,10 +166,11 @@ class _UnaryCall:
                 self.request.send, _HTTP_STATUS[error.code], headers, connect_error_json(error)
             )
             return
-        compressed, body = _compress(self._response_compression, self._response)
-        headers.append((b"content-type", b"application/" + self.codec.encode()))
-        if compressed:
-            headers.append((b"content-encoding", self._response_compression.name.encode()))
+        headers.append((b"content-type", _UNARY_CONTENT_TYPES[self.codec]))
+        compression = self._response_compression
+        if compression is not IDENTITY and len(body) >= COMPRESS_MIN_BYTES:
+            body = compression.compress(body)
+            headers.append((b"content-encoding", compression.name.encode()))
         await send_plain(self.request.send, 200, headers, body)
 
 
@@ -188,13 +186,13 @@ class _GetCall(_UnaryCall):
         connect = query.get("connect")
         if connect is not None and connect != "v1":
             raise ConnectError(Code.INVALID_ARGUMENT, f"connect must be v1, got {connect!r}")
-        self.context.set_timeout(parse_connect_timeout(request.headers.get("connect-timeout-ms")))
+        self.context.set_timeout(parse_connect_timeout(request.header(b"connect-timeout-ms")))
         self._request_compression = _compression.require(query.get("compression"))
         self._response_compression = _compression.negotiate_response(
-            request.headers.get("accept-encoding"), IDENTITY
+            request.header(b"accept-encoding"), IDENTITY
         )
 
-    async def _read_message(self) -> bytes:
+    async def read_single(self) -> bytes:
         query = self.context.query_params
         raw = query.get("message", "")
         if query.get("base64") == "1":
@@ -216,7 +214,7 @@ class _GetCall(_UnaryCall):
         return self._request_compression.decompress(message, self.read_max_bytes)
 
 
-class _StreamCall:
+class _StreamCall(EnvelopedCall):
     """A Connect streaming call: enveloped messages, status in an end-of-stream message."""
 
     def __init__(self, request: HttpRequest, method: MethodInfo, read_max_bytes: int) -> None:
@@ -230,28 +228,15 @@ class _StreamCall:
         self._body_done = False
 
     def start(self) -> None:
-        headers = self.request.headers
-        _check_protocol_version(self.request)
-        self.context.set_timeout(parse_connect_timeout(headers.get("connect-timeout-ms")))
-        self._request_compression = _compression.require(headers.get("connect-content-encoding"))
-        self._response_compression = _compression.negotiate_response(
-            headers.get("connect-accept-encoding"), self._request_compression
+        request = self.request
+        _check_protocol_version(request)
+        self.context.set_timeout(parse_connect_timeout(request.header(b"connect-timeout-ms")))
+        self._request_compression = _compression.require(
+            request.header(b"connect-content-encoding")
         )
-
-    async def messages(self) -> AsyncGenerator[bytes, None]:
-        reader = EnvelopeReader(self.read_max_bytes)
-        receive = self.request.receive
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise Disconnected
-            for envelope in reader.feed(message.get("body", b"")):
-                yield self._unwrap(envelope.flags, envelope.data)
-            if not message.get("more_body", False):
-                break
-        self._body_done = True
-        if reader.pending:
-            raise ConnectError(Code.INVALID_ARGUMENT, "request stream ended inside a message")
+        self._response_compression = _compression.negotiate_response(
+            request.header(b"connect-accept-encoding"), self._request_compression
+        )
 
     def _unwrap(self, flags: int, data: bytes) -> bytes:
         if flags & FLAG_END_STREAM:
@@ -264,14 +249,9 @@ class _StreamCall:
             )
         return self._request_compression.decompress(data, self.read_max_bytes)
 
-    async def drain(self) -> None:
-        if not self._body_done:
-            self._body_done = True
-            await drain_body(self.request.receive)
-
     async def _start_response(self) -> None:
         self._started = True
-        headers = _encode_headers(self.context.response_headers)
+        headers = list(self.context.response_header_pairs())
         headers.append((b"content-type", b"application/connect+" + self.codec.encode()))
         if self._response_compression is not IDENTITY:
             name = self._response_compression.name.encode()
@@ -281,21 +261,28 @@ class _StreamCall:
     async def send_message(self, data: bytes) -> None:
         if not self._started:
             await self._start_response()
-        compressed, data = _compress(self._response_compression, data)
-        frame = encode_envelope(FLAG_COMPRESSED if compressed else 0, data)
+        compression = self._response_compression
+        if compression is not IDENTITY and len(data) >= COMPRESS_MIN_BYTES:
+            frame = encode_envelope(FLAG_COMPRESSED, compression.compress(data))
+        else:
+            frame = encode_envelope(0, data)
         await self.request.send({"type": "http.response.body", "body": frame, "more_body": True})
 
     async def finish(self, error: ConnectError | None) -> None:
+        if not self.context.method.stream_type.client_streams:
+            # Only after an error is the body unread; for a client that streams, dispatch
+            # already waited (briefly) for the rest of its body.
+            await self._drain_before_status()
         if not self._started:
             await self._start_response()
         end: dict[str, Any] = {}
         metadata: dict[str, list[str]] = {}
-        for name, value in self.context.response_trailers.items():
-            metadata.setdefault(name, []).append(value)
+        for name, value in self.context.response_trailer_pairs():
+            metadata.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
         if error is not None:
             end["error"] = _error_object(error)
-            for name, value in error.metadata:
-                metadata.setdefault(name, []).append(value)
+            for key, text in error.metadata:
+                metadata.setdefault(key, []).append(text)
         if metadata:
             end["metadata"] = metadata
         frame = encode_envelope(FLAG_END_STREAM, json.dumps(end, separators=(",", ":")).encode())
@@ -326,8 +313,7 @@ class _ConnectGet(_ConnectUnary):
     def matches(self, request: HttpRequest) -> bool:
         if request.method != "GET":
             return False
-        query = QueryParams(request.scope.get("query_string", b""))
-        return query.get("encoding") in _GET_CODECS
+        return request.query_params.get("encoding") in _GET_CODECS
 
     def refusal(self, request: HttpRequest, method: MethodInfo) -> int | None:
         if method.stream_type is not StreamType.UNARY:

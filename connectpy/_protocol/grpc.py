@@ -10,16 +10,12 @@ Specs: https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md and ``PROT
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncGenerator
-
-import anyio
-from starlette.datastructures import QueryParams
 
 from .. import _compression
-from .._asgi import Disconnected, HttpRequest, drain_body, send_plain
+from .._asgi import HttpRequest, send_plain
 from .._compression import IDENTITY, SUPPORTED
 from .._deadline import parse_grpc_timeout
-from .._envelope import FLAG_COMPRESSED, EnvelopeReader, encode_envelope
+from .._envelope import FLAG_COMPRESSED, encode_envelope
 from .._grpc_wire import (
     GRPC_WEB_TRAILERS_FLAG,
     Base64Decoder,
@@ -34,6 +30,7 @@ from ..context import Context
 from ..errors import ConnectError
 from .base import ServerCall
 from .connect import COMPRESS_MIN_BYTES
+from .enveloped import EnvelopedCall
 
 __all__ = ["GRPC", "GRPC_WEB", "GRPC_WEB_TEXT"]
 
@@ -52,12 +49,7 @@ _WEB_TEXT_CODECS = {
     "application/grpc-web-text+proto": "proto",
 }
 
-_NO_QUERY = QueryParams()
 _ACCEPT_ENCODING = SUPPORTED.replace(" ", "").encode()
-
-# How long an error waits for a streaming client to finish its request body (see
-# _drain_before_status); a full-duplex client that waits for us costs this much latency.
-_DRAIN_SECONDS = 0.5
 
 _NO_TRAILERS_MESSAGE = (
     "gRPC needs HTTP/2 response trailers, which this server or connection cannot send "
@@ -68,32 +60,22 @@ _NO_TRAILERS_MESSAGE = (
 
 def _te_trailers(request: HttpRequest) -> bool:
     # Hypercorn drops trailers unless the request said `te: trailers`; gRPC clients always do.
+    if request.header(b"te") == "trailers":  # what they send: no need to split anything
+        return True
     return any(
         token.strip().lower() == "trailers"
-        for value in request.headers.getlist("te")
+        for value in request.header_values(b"te")
         for token in value.split(",")
     )
 
 
-async def _drain_before_status(request: HttpRequest, stream_type: StreamType) -> None:
-    """Read and drop the rest of the request body before answering with a status.
+class _GrpcCall(EnvelopedCall):
+    """A gRPC call: enveloped messages both ways, the status in HTTP trailers.
 
-    Hypercorn 0.18 forgets an HTTP/2 stream once its response ends, and a DATA frame arriving
-    for it afterwards raises KeyError and drops the whole connection, with every call on it
-    (pgjones/hypercorn#329); on HTTP/1.1 an unread body can reset the connection. A unary or
-    server-streaming client sends its whole body without waiting, so wait for it (bounded by
-    size). A client-streaming one may wait for our responses before it ends its stream (full
-    duplex): wait only briefly.
+    A unary call holds its response message until ``finish``, which sends it as the last
+    body message and then the trailers: one ASGI message and one server event less than an
+    empty last body message before the trailers (gRPC-Web: one body message with both frames).
     """
-    with anyio.move_on_after(None if not stream_type.client_streams else _DRAIN_SECONDS):
-        try:
-            await drain_body(request.receive)
-        except ConnectError:  # the body overflowed a buffer: the status we owe still goes out
-            return
-
-
-class _GrpcCall:
-    """A gRPC call: enveloped messages both ways, the status in HTTP trailers."""
 
     protocol = "grpc"
 
@@ -107,54 +89,34 @@ class _GrpcCall:
             method=method,
             protocol=self.protocol,
             http_method=request.method,
-            request_headers=request.headers,
-            query_params=_NO_QUERY,
+            request=request,
             scope=request.scope,
         )
         self._request_compression = IDENTITY
         self._response_compression = IDENTITY
         self._started = False
         self._body_done = False
-        self._trailers = request.has_trailers and _te_trailers(request)
+        self._server_trailers = request.has_trailers
+        self._trailers = self._server_trailers and _te_trailers(request)
+        self._hold = method.stream_type is StreamType.UNARY
+        self._held: bytes | None = None
 
     def start(self) -> None:
-        headers = self.request.headers
+        request = self.request
         self._check_transport()
-        self.context.set_timeout(parse_grpc_timeout(headers.get("grpc-timeout")))
-        self._request_compression = _compression.require(headers.get("grpc-encoding"))
+        self.context.set_timeout(parse_grpc_timeout(request.header(b"grpc-timeout")))
+        self._request_compression = _compression.require(request.header(b"grpc-encoding"))
         self._response_compression = grpc_negotiate_response(
-            headers.get("grpc-accept-encoding"), self._request_compression
+            request.header(b"grpc-accept-encoding"), self._request_compression
         )
 
     def _check_transport(self) -> None:
         # Without trailers the status could never follow a message: fail before the handler
         # runs, with a trailers-only response (status in the headers) that any client reads.
-        if not self.request.has_trailers:
+        if not self._server_trailers:
             raise ConnectError(Code.UNIMPLEMENTED, _NO_TRAILERS_MESSAGE)
         if not self._trailers:
             raise ConnectError(Code.INTERNAL, "gRPC requests must carry the header te: trailers")
-
-    def _body_bytes(self, chunk: bytes) -> bytes:
-        return chunk
-
-    def _body_end(self) -> None:
-        return None
-
-    async def messages(self) -> AsyncGenerator[bytes, None]:
-        reader = EnvelopeReader(self.read_max_bytes)
-        receive = self.request.receive
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise Disconnected
-            for envelope in reader.feed(self._body_bytes(message.get("body", b""))):
-                yield self._unwrap(envelope.flags, envelope.data)
-            if not message.get("more_body", False):
-                break
-        self._body_done = True
-        self._body_end()
-        if reader.pending:
-            raise ConnectError(Code.INVALID_ARGUMENT, "request stream ended inside a message")
 
     def _unwrap(self, flags: int, data: bytes) -> bytes:
         if flags & ~FLAG_COMPRESSED:
@@ -167,13 +129,8 @@ class _GrpcCall:
             )
         return self._request_compression.decompress(data, self.read_max_bytes)
 
-    async def drain(self) -> None:
-        if not self._body_done:
-            self._body_done = True
-            await drain_body(self.request.receive)
-
     def _response_headers(self) -> list[tuple[bytes, bytes]]:
-        headers = grpc_encode_metadata(self.context.response_headers.raw)
+        headers = grpc_encode_metadata(self.context.response_header_pairs())
         headers.append((b"content-type", self.request.content_type.encode()))
         if self._response_compression is not IDENTITY:
             headers.append((b"grpc-encoding", self._response_compression.name.encode()))
@@ -194,37 +151,45 @@ class _GrpcCall:
     def _frame(self, flags: int, data: bytes) -> bytes:
         return encode_envelope(flags, data)
 
-    async def send_message(self, data: bytes) -> None:
-        if not self._started:
-            await self._start_response()
+    def _message_frame(self, data: bytes) -> bytes:
         compression = self._response_compression
         if compression is not IDENTITY and len(data) >= COMPRESS_MIN_BYTES:
-            frame = self._frame(FLAG_COMPRESSED, compression.compress(data))
-        else:
-            frame = self._frame(0, data)
-        await self.request.send({"type": "http.response.body", "body": frame, "more_body": True})
+            return self._frame(FLAG_COMPRESSED, compression.compress(data))
+        return self._frame(0, data)
 
-    async def finish(self, error: ConnectError | None) -> None:
-        if not self._body_done:
-            self._body_done = True
-            # The body is unread only after an error. Read the rest before the status ends the
-            # stream: see _drain_before_status.
-            await _drain_before_status(self.request, self.context.method.stream_type)
-        trailers = grpc_status_trailers(error, self.context.response_trailers.raw)
-        if not self._started and not self._can_send_trailers():
-            # Trailers-only: the status travels in the headers of an empty response.
-            await send_plain(self.request.send, 200, self._response_headers() + trailers)
+    async def send_message(self, data: bytes) -> None:
+        frame = self._message_frame(data)
+        if self._hold:  # a unary call sends its one message with the status
+            self._hold = False
+            self._held = frame
             return
         if not self._started:
             await self._start_response()
-        await self._send_trailers(trailers)
+        if self._held is not None:  # never for a unary call, which sends one message
+            frame, self._held = self._held + frame, None
+        await self.request.send({"type": "http.response.body", "body": frame, "more_body": True})
+
+    async def finish(self, error: ConnectError | None) -> None:
+        # The body is unread only after an error. Read the rest before the status ends the
+        # stream: see _drain_before_status.
+        await self._drain_before_status()
+        trailers = grpc_status_trailers(error, self.context.response_trailer_pairs())
+        held = self._held if error is None else None  # an error replaces a held response
+        if not self._started and held is None and not self._can_send_trailers():
+            # Trailers-only: the status travels in the headers of an empty response.
+            await send_plain(self.request.send, 200, self._response_headers() + trailers)
+            return
+        await self._send_rest(held or b"", trailers)
 
     def _can_send_trailers(self) -> bool:
         return self._trailers
 
-    async def _send_trailers(self, trailers: list[tuple[bytes, bytes]]) -> None:
+    async def _send_rest(self, body: bytes, trailers: list[tuple[bytes, bytes]]) -> None:
+        """The response headers if not sent yet, the last body message, then the trailers."""
+        if not self._started:
+            await self._start_response()
         send = self.request.send
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
         await send({"type": "http.response.trailers", "headers": trailers, "more_trailers": False})
 
 
@@ -246,9 +211,14 @@ class _GrpcWebCall(_GrpcCall):
     def _can_send_trailers(self) -> bool:
         return True
 
-    async def _send_trailers(self, trailers: list[tuple[bytes, bytes]]) -> None:
-        frame = self._frame(GRPC_WEB_TRAILERS_FLAG, grpc_web_trailer_block(trailers))
-        await self.request.send({"type": "http.response.body", "body": frame})
+    async def _send_rest(self, body: bytes, trailers: list[tuple[bytes, bytes]]) -> None:
+        body += self._frame(GRPC_WEB_TRAILERS_FLAG, grpc_web_trailer_block(trailers))
+        if self._started:
+            await self.request.send({"type": "http.response.body", "body": body})
+            return
+        # The whole response is known: send it with content-length (not chunked on HTTP/1.1).
+        self._started = True
+        await send_plain(self.request.send, 200, self._response_headers(), body)
 
 
 class _GrpcWebTextCall(_GrpcWebCall):

@@ -17,8 +17,6 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote
 
-from starlette.datastructures import QueryParams
-
 from .. import _compression
 from .._asgi import HttpRequest, Scope, drain_body, read_body, send_plain
 from .._compression import IDENTITY
@@ -142,8 +140,7 @@ class _RestCall:
             method=target.endpoint.method,
             protocol="rest",
             http_method=request.method,
-            request_headers=request.headers,
-            query_params=QueryParams(request.scope.get("query_string", b"")),
+            request=request,
             scope=request.scope,
         )
         self._transcoder = target.transcoder
@@ -154,19 +151,22 @@ class _RestCall:
         self._body_read = False
 
     def start(self) -> None:
-        headers = self.request.headers
+        request = self.request
         if self._transcoder.body and self.request.content_type not in _JSON:
             raise ConnectError(
                 Code.INVALID_ARGUMENT,
                 f"the request body must be application/json, not {self.request.content_type}",
             )
-        self.context.set_timeout(parse_connect_timeout(headers.get("connect-timeout-ms")))
-        self._request_compression = _compression.require(headers.get("content-encoding"))
+        self.context.set_timeout(parse_connect_timeout(request.header(b"connect-timeout-ms")))
+        self._request_compression = _compression.require(request.header(b"content-encoding"))
         self._response_compression = _compression.negotiate_response(
-            headers.get("accept-encoding"), IDENTITY
+            request.header(b"accept-encoding"), IDENTITY
         )
 
     async def messages(self) -> AsyncGenerator[bytes, None]:
+        yield await self.read_single()
+
+    async def read_single(self) -> bytes:
         self._body_read = True
         body = await read_body(self.request.receive, self.read_max_bytes)
         if body:
@@ -175,7 +175,7 @@ class _RestCall:
         query = parse_qsl(
             self.request.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True
         )
-        yield self._transcoder.request(self._values, query, body)
+        return self._transcoder.request(self._values, query, body)
 
     async def drain(self) -> None:
         return None
@@ -189,8 +189,8 @@ class _RestCall:
             # or crash it when the late DATA frames arrive (HTTP/2): read it first.
             self._body_read = True
             await drain_body(self.request.receive)
-        headers = [(name, value) for name, value in self.context.response_headers.raw]
-        headers += [(b"trailer-" + k, v) for k, v in self.context.response_trailers.raw]
+        headers = list(self.context.response_header_pairs())
+        headers += [(b"trailer-" + k, v) for k, v in self.context.response_trailer_pairs()]
         if error is not None or self._response is None:
             error = error or ConnectError(Code.INTERNAL, "handler produced no response")
             await _send_error(self.request, connect_http_status(error.code), error, headers)

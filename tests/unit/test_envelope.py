@@ -40,17 +40,17 @@ def test_encode(flags: int, data: bytes, expected: bytes) -> None:
 def test_feed_whole_frames() -> None:
     reader = EnvelopeReader(1024)
     stream = encode_envelope(0, b"one") + encode_envelope(1, b"two") + encode_envelope(2, b"")
-    assert reader.feed(stream) == [Envelope(0, b"one"), Envelope(1, b"two"), Envelope(2, b"")]
+    assert reader.feed(stream) == [(0, b"one"), (1, b"two"), (2, b"")]
     assert reader.pending == 0
 
 
 def test_feed_byte_by_byte() -> None:
-    frames = [
-        Envelope(0, b"hello"),
-        Envelope(FLAG_COMPRESSED, b"\x00\xff" * 40),
-        Envelope(2, b"{}"),
+    frames: list[Envelope] = [
+        (0, b"hello"),
+        (FLAG_COMPRESSED, b"\x00\xff" * 40),
+        (2, b"{}"),
     ]
-    stream = b"".join(encode_envelope(f.flags, f.data) for f in frames)
+    stream = b"".join(encode_envelope(flags, data) for flags, data in frames)
     reader = EnvelopeReader(1024)
     got: list[Envelope] = []
     completed_at: list[int] = []
@@ -60,13 +60,13 @@ def test_feed_byte_by_byte() -> None:
             completed_at.append(index)
         got.extend(out)
         # Until a frame is complete its bytes stay buffered.
-        assert reader.pending == (index + 1) - sum(5 + len(f.data) for f in got)
+        assert reader.pending == (index + 1) - sum(5 + len(data) for _, data in got)
     assert got == frames
     # Each frame is released exactly on its last byte, not before.
     ends = []
     total = 0
-    for frame in frames:
-        total += 5 + len(frame.data)
+    for _, data in frames:
+        total += 5 + len(data)
         ends.append(total - 1)
     assert completed_at == ends
     assert reader.pending == 0
@@ -78,9 +78,9 @@ def test_feed_split_inside_header_and_body() -> None:
     assert reader.feed(stream[:3]) == []
     assert reader.pending == 3
     assert reader.feed(stream[3:8]) == []
-    assert reader.feed(stream[8:13]) == [Envelope(0, b"abcdef")]
+    assert reader.feed(stream[8:13]) == [(0, b"abcdef")]
     assert reader.pending == 2
-    assert reader.feed(stream[13:]) == [Envelope(0, b"gh")]
+    assert reader.feed(stream[13:]) == [(0, b"gh")]
     assert reader.pending == 0
 
 
@@ -98,7 +98,7 @@ def test_truncated_stream_leaves_pending() -> None:
 
 def test_frame_at_limit_is_accepted() -> None:
     reader = EnvelopeReader(4)
-    assert reader.feed(encode_envelope(0, b"1234")) == [Envelope(0, b"1234")]
+    assert reader.feed(encode_envelope(0, b"1234")) == [(0, b"1234")]
 
 
 def test_oversize_header_rejected_before_body() -> None:

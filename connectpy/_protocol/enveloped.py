@@ -1,0 +1,109 @@
+"""What the enveloped protocols (Connect streaming, gRPC, gRPC-Web) share: reading the request
+body's frames, and reading what a handler left unread before the status goes out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, MutableMapping
+from typing import Any
+
+import anyio
+
+from .._asgi import Disconnected, HttpRequest, drain_body
+from .._envelope import Envelope, EnvelopeReader
+from ..code import Code
+from ..context import Context
+from ..errors import ConnectError
+from .base import not_one_message
+
+__all__ = ["EnvelopedCall"]
+
+# How long an error waits for a streaming client to finish its request body (see
+# EnvelopedCall._drain_before_status); a full-duplex client that waits for us costs this much.
+_DRAIN_SECONDS = 0.5
+
+
+class EnvelopedCall:
+    """The request side of a call whose body is a sequence of envelopes.
+
+    Subclasses set the attributes below in ``__init__`` and define ``_unwrap``, which checks
+    a frame's flags and decompresses it.
+    """
+
+    request: HttpRequest
+    read_max_bytes: int
+    context: Context
+    _body_done: bool
+    """The last body message has been received: there is nothing left to read or drain."""
+
+    def _unwrap(self, flags: int, data: bytes) -> bytes:
+        raise NotImplementedError
+
+    def _body_bytes(self, chunk: bytes) -> bytes:
+        """The envelope bytes in a body chunk (gRPC-Web-text decodes base64 here)."""
+        return chunk
+
+    def _body_end(self) -> None:
+        """Called once the whole body is read (gRPC-Web-text checks it ended cleanly)."""
+        return None
+
+    def _frames(self, reader: EnvelopeReader, message: MutableMapping[str, Any]) -> list[Envelope]:
+        """The frames one ASGI receive message completes."""
+        if message["type"] == "http.disconnect":
+            raise Disconnected
+        if not message.get("more_body", False):
+            # Set now, not after the frames are used: whoever stops early must not wait for
+            # more body (a server may deliver the whole body in one message).
+            self._body_done = True
+        return reader.feed(self._body_bytes(message.get("body", b"")))
+
+    def _end_of_body(self, reader: EnvelopeReader) -> None:
+        self._body_end()
+        if reader.pending:
+            raise ConnectError(Code.INVALID_ARGUMENT, "request stream ended inside a message")
+
+    async def messages(self) -> AsyncGenerator[bytes, None]:
+        reader = EnvelopeReader(self.read_max_bytes)
+        receive = self.request.receive
+        while not self._body_done:
+            for flags, data in self._frames(reader, await receive()):
+                yield self._unwrap(flags, data)
+        self._end_of_body(reader)
+
+    async def read_single(self) -> bytes:
+        reader = EnvelopeReader(self.read_max_bytes)
+        receive = self.request.receive
+        found: bytes | None = None
+        while not self._body_done:
+            for flags, data in self._frames(reader, await receive()):
+                if found is not None:  # any rest of the body is drained before the status
+                    raise not_one_message(self.context.method, more=True)
+                found = self._unwrap(flags, data)
+        self._end_of_body(reader)
+        if found is None:
+            raise not_one_message(self.context.method, more=False)
+        return found
+
+    async def drain(self) -> None:
+        if not self._body_done:
+            self._body_done = True
+            await drain_body(self.request.receive)
+
+    async def _drain_before_status(self) -> None:
+        """Read and drop the rest of the request body before answering with a status.
+
+        Hypercorn 0.18 forgets an HTTP/2 stream once its response ends, and a DATA frame
+        arriving for it afterwards raises KeyError and drops the whole connection, with every
+        call on it (pgjones/hypercorn#329); on HTTP/1.1 an unread body can reset the
+        connection. A unary or server-streaming client sends its whole body without waiting,
+        so wait for it (bounded by size). A client-streaming one may wait for our responses
+        before it ends its stream (full duplex): wait only briefly.
+        """
+        if self._body_done:
+            return
+        self._body_done = True
+        bound = _DRAIN_SECONDS if self.context.method.stream_type.client_streams else None
+        with anyio.move_on_after(bound):
+            try:
+                await drain_body(self.request.receive)
+            except ConnectError:  # the body overflowed a buffer: the status we owe still goes
+                return
