@@ -153,9 +153,11 @@ def _profile_case(case: Case, row: Row, args: argparse.Namespace) -> Profile:
         return profile
 
 
-def render(profiles: list[tuple[Case, Profile, Profile]], top: int, app: str) -> str:
+def render(
+    profiles: list[tuple[Case, Profile, Profile]], top: int, app: str, server: str = "hypercorn"
+) -> str:
     lines = [
-        f"# Profile: {app} against the raw ASGI floor on Hypercorn, "
+        f"# Profile: {app} against the raw ASGI floor on {server.capitalize()}, "
         f"{datetime.date.today().isoformat()}",
         "",
         "py-spy samples of each server process under h2load (`make bench-profile`, "
@@ -239,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if case.key in keys
     ]
     module = "connectpy" if args.app == "connectpy" else args.app
-    text = render(profiles, args.top, module)
+    text = render(profiles, args.top, module, args.server)
     out: Path = args.out or RESULTS / f"{datetime.date.today().isoformat()}-profile.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
