@@ -16,6 +16,7 @@ from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
 from pydantic import BaseModel, ValidationError
 
+from ._jsonmap import json_codec
 from .code import Code
 from .errors import ConnectError
 
@@ -113,24 +114,12 @@ def pydantic_codec(
     decode_proto: Callable[[bytes], Any],
     encode_proto: Callable[[Any], bytes],
 ) -> MessageCodec[Any]:
-    """A codec for a Pydantic model: JSON straight through pydantic-core, binary through the
-    protobuf schema built from the model."""
-
-    serializer = model.__pydantic_serializer__
-    # The validator itself, not model_validate_json: one Python frame less a call.
-    validator = model.__pydantic_validator__
-
-    def encode_json(value: BaseModel) -> bytes:
-        return serializer.to_json(value, by_alias=True)
-
-    def decode_json(data: bytes) -> BaseModel:
-        # Empty is the default message, as in _empty_is_default.
-        result: BaseModel = validator.validate_json(data) if data else validator.validate_python({})
-        return result
-
+    """A codec for a Pydantic model: binary through the protobuf schema built from the model,
+    JSON through pydantic-core, compiled for the proto3 JSON mapping (:mod:`._jsonmap`)."""
+    json = json_codec(model)
     return MessageCodec(
         model,
         full_name,
-        {"proto": decode_proto, "json": decode_json},
-        {"proto": encode_proto, "json": encode_json},
+        {"proto": decode_proto, "json": json.decode},
+        {"proto": encode_proto, "json": json.encode},
     )

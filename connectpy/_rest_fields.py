@@ -107,13 +107,16 @@ def _text(text: str) -> str:
 
 
 def _enum_parser(cls: type[enum.Enum]) -> Parse:
-    # Accept the protobuf value name, the member name or the value itself; send the value,
-    # which is what the model's JSON validator expects.
-    known: dict[str, Any] = {}
-    for proto, _number, member in enum_values(cls):
-        if member is not None:
-            known.update({proto: member.value, member.name: member.value})
-            known[str(member.value)] = member.value
+    # Accept the protobuf value name or number, the member name or the value itself; send the
+    # value name, which the JSON decoder reads without ambiguity (a value may look like a
+    # number). Names and numbers win over member names and values that look the same.
+    known: dict[str, str] = {}
+    values = [v for v in enum_values(cls) if v[2] is not None]
+    for proto, _number, member in values:
+        assert member is not None
+        known.update({member.name: proto, str(member.value): proto})
+    for proto, number, _member in values:
+        known.update({proto: proto, str(number): proto})
     return lambda text: known.get(text, text)
 
 

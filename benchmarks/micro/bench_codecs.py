@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime
+import enum
 import json
 
 import pytest
@@ -30,6 +31,22 @@ class Shelf(Message):
     tags: list[str]
 
 
+class Status(enum.Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+
+
+class Job(Message):
+    """Needs the proto3 JSON mapping's Python path: enums and durations."""
+
+    id: str
+    status: Status
+    attempts: int
+    took: datetime.timedelta
+    steps: list[Status]
+
+
 SHELF = Shelf(
     name="programming",
     books=[Book.model_validate({**BOOK, "id": str(i)}) for i in range(20)],
@@ -42,9 +59,16 @@ SHELF = Shelf(
     tags=["python", "rpc", "protobuf"],
 )
 BOOK_VALUE = Book.model_validate(BOOK)
-SAMPLES: dict[str, Message] = {"Book": BOOK_VALUE, "Shelf(20 books)": SHELF}
+JOB = Job(
+    id="job-1",
+    status=Status.RUNNING,
+    attempts=3,
+    took=datetime.timedelta(seconds=90, microseconds=500000),
+    steps=[Status.PENDING, Status.RUNNING, Status.DONE],
+)
+SAMPLES: dict[str, Message] = {"Book": BOOK_VALUE, "Shelf(20 books)": SHELF, "Job(enums)": JOB}
 
-_SCHEMA = ProtoSchema.for_models([Book, Shelf], package="bench.v1")
+_SCHEMA = ProtoSchema.for_models([Book, Shelf, Job], package="bench.v1")
 
 
 def _codec(model: type[Message]) -> MessageCodec[Message]:
@@ -52,7 +76,7 @@ def _codec(model: type[Message]) -> MessageCodec[Message]:
     return pydantic_codec(model, binary.full_name, binary.decode, binary.encode)
 
 
-CODECS = {"Book": _codec(Book), "Shelf(20 books)": _codec(Shelf)}
+CODECS = {"Book": _codec(Book), "Shelf(20 books)": _codec(Shelf), "Job(enums)": _codec(Job)}
 
 
 @pytest.mark.parametrize("name", list(SAMPLES))
@@ -77,7 +101,7 @@ def bench_json_encode(benchmark: Benchmark, name: str) -> None:
     benchmark.group = "json"
     codec = CODECS[name]
     data = benchmark(codec.encode, "json", SAMPLES[name])
-    assert json.loads(data)["name" if name != "Book" else "title"]
+    assert json.loads(data)[{"Book": "title", "Job(enums)": "id"}.get(name, "name")]
 
 
 @pytest.mark.parametrize("name", list(SAMPLES))

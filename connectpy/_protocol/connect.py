@@ -63,6 +63,10 @@ def connect_http_status(code: Code) -> int:
     return _HTTP_STATUS[code]
 
 
+_URLSAFE_TO_STANDARD = str.maketrans("-_", "+/")
+"""GET messages are URL-safe base64; the standard alphabet is accepted too."""
+
+
 def _unpadded_b64(data: bytes) -> str:
     return base64.b64encode(data).decode().rstrip("=")
 
@@ -197,7 +201,10 @@ class _GetCall(_UnaryCall):
         raw = query.get("message", "")
         if query.get("base64") == "1":
             try:
-                message = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+                # Validating: the non-validating decoders drop stray characters, turning
+                # garbage into some other (often empty, hence valid) message.
+                text = raw.translate(_URLSAFE_TO_STANDARD) + "=" * (-len(raw) % 4)
+                message = base64.b64decode(text, validate=True)
             except ValueError as exc:
                 raise ConnectError(
                     Code.INVALID_ARGUMENT, f"invalid base64 message: {exc}"

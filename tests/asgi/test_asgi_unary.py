@@ -126,13 +126,11 @@ async def test_option3_with_protocol_version_and_charset(option3_app: ASGIApp) -
 
 
 async def test_option3_empty_body_is_empty_message(option3_app: ASGIApp) -> None:
-    # A zero-length body is the empty message; BookRequest.id is required, so validation names it.
+    # A zero-length body is the empty message: proto3 reads the absent id as "".
     async with client_for(option3_app) as client:
         response = await client.post("/BookService/GetBook", headers=JSON, content=b"")
-    assert response.status_code == 400
-    body = response.json()
-    assert body["code"] == "invalid_argument"
-    assert "id" in body["message"]
+    assert response.status_code == 200
+    assert response.json()["id"] == ""
 
 
 # --- JSON mapping ---------------------------------------------------------------------------
@@ -272,9 +270,17 @@ async def test_validation_failure_names_the_field(probe_app: ASGIApp) -> None:
     assert set(body) == {"code", "message"}
 
 
-async def test_missing_required_field_names_it(probe_app: ASGIApp) -> None:
+async def test_missing_required_field_is_its_zero_value(probe_app: ASGIApp) -> None:
+    # proto3 JSON encoders leave zero values out, so absent means "" here (docs/types.md).
     async with client_for(probe_app) as client:
         response = await client.post("/Probe/EchoNamed", json={"pageCount": 3})
+    assert response.status_code == 200
+    assert response.json() == {"displayName": "", "pageCount": 3, "isPublished": False}
+
+
+async def test_invalid_field_names_it(probe_app: ASGIApp) -> None:
+    async with client_for(probe_app) as client:
+        response = await client.post("/Probe/EchoNamed", json={"displayName": 3})
     assert response.status_code == 400
     body = response.json()
     assert body["code"] == "invalid_argument"

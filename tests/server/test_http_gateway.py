@@ -60,7 +60,7 @@ def test_create_book_over_rest(server: RunningServer, http: httpx.Client) -> Non
 
 
 def test_rest_errors(server: RunningServer, http: httpx.Client) -> None:
-    response = http.post(server.url + "/v1/books", json={"id": "7"})  # title etc. missing
+    response = http.post(server.url + "/v1/books", json={"id": "7", "price": "cheap"})
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_argument"
     response = http.delete(server.url + "/v1/books/1")
