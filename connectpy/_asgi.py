@@ -183,6 +183,8 @@ class BodyPump:
         self.disconnected = False
         self.overflowed = False
         self.body_complete = anyio.Event()
+        self.call_over = False
+        """Set once the call has sent its status: a disconnect then cancels nothing."""
 
     async def run(self, on_disconnect: anyio.CancelScope) -> None:
         """Pump until the client disconnects, then cancel ``on_disconnect``."""
@@ -191,7 +193,8 @@ class BodyPump:
             if message["type"] != "http.request":
                 self.disconnected = True
                 self.body_complete.set()
-                on_disconnect.cancel()
+                if not self.call_over:
+                    on_disconnect.cancel()
                 return
             self._buffered += len(message.get("body", b""))
             if self._buffered > self._max_buffered:
@@ -205,7 +208,8 @@ class BodyPump:
         while (await self._receive())["type"] == "http.request":
             pass
         self.disconnected = True
-        on_disconnect.cancel()
+        if not self.call_over:
+            on_disconnect.cancel()
 
     def close(self) -> None:
         """Release the buffer (the call is over)."""

@@ -22,6 +22,7 @@ from ._asgi import BodyPump, Disconnected, HttpRequest, Receive
 from ._message import MessageCodec
 from ._protocol.base import ServerCall
 from ._service import MethodInfo, StreamType
+from ._stream_writer import StreamWriter
 from .code import Code
 from .errors import ConnectError
 
@@ -60,24 +61,59 @@ async def _run_server_stream(endpoint: Endpoint, call: ServerCall, request: Http
 
     The request body (one message) is read before the watcher starts, and the watcher reads
     only what follows the body: ``http.disconnect``. That is all a server stream needs of the
-    body pump that client streams have.
+    body pump that client streams have. The watcher starts the first time the handler pauses
+    (see StreamWriter): a handler that never pauses has nothing to cancel.
     """
     async with anyio.create_task_group() as task_group:
-        cancel = task_group.cancel_scope
+        watcher = _DisconnectWatcher(request.receive, task_group.cancel_scope)
 
         def watch() -> None:
-            task_group.start_soon(_watch_disconnect, request.receive, cancel)
+            watcher.started = True
+            task_group.start_soon(watcher.run)
 
-        error = await _run_guarded(endpoint, call, _serve_server_stream, watch)
+        writer = StreamWriter(call, task_group, on_pause=watch)
+        error = await _run_guarded(endpoint, call, _serve_server_stream, writer.start, writer)
         if error is not _GONE:
-            await _finish(call, error)
-        cancel.cancel()
+            await _finish(call, error, writer)
+        watcher.call_over = True
+        if watcher.started:
+            _let_tasks_end(task_group.cancel_scope, error)
 
 
-async def _watch_disconnect(receive: Receive, on_disconnect: anyio.CancelScope) -> None:
-    while (await receive())["type"] == "http.request":
-        pass  # only once the call is cancelled: the body is read before the watch starts
-    on_disconnect.cancel()
+class _DisconnectWatcher:
+    """Cancels the call when the client goes away before the call is over."""
+
+    __slots__ = ("_call_scope", "_receive", "call_over", "started")
+
+    def __init__(self, receive: Receive, call_scope: anyio.CancelScope) -> None:
+        self._receive = receive
+        self._call_scope = call_scope
+        self.call_over = False
+        self.started = False
+
+    async def run(self) -> None:
+        while (await self._receive())["type"] == "http.request":
+            pass  # only once the call is cancelled: the body is read before the watch starts
+        if not self.call_over:
+            self._call_scope.cancel()
+
+
+def _let_tasks_end(scope: anyio.CancelScope, error: object) -> None:
+    """Let a finished call's helper tasks (writer, watcher, pump) end on their own.
+
+    They are not cancelled: on asyncio, anyio formats the repr of the current task for every
+    cancellation, which costs more than the rest of a short stream. The writer has returned
+    already, and the tasks reading ``receive`` return once the server answers it with
+    ``http.disconnect``, which ASGI servers do as soon as the response is complete. The
+    deadline is for a server that does not; a client already gone cancels at once.
+    """
+    if error is _GONE:
+        scope.cancel()
+    else:
+        scope.deadline = anyio.current_time() + _TASKS_END_SECONDS
+
+
+_TASKS_END_SECONDS = 1.0
 
 
 async def _run_client_stream(endpoint: Endpoint, call: ServerCall, request: HttpRequest) -> None:
@@ -86,15 +122,20 @@ async def _run_client_stream(endpoint: Endpoint, call: ServerCall, request: Http
     try:
         async with anyio.create_task_group() as task_group:
             task_group.start_soon(pump.run, task_group.cancel_scope)
-            error = await _run_guarded(endpoint, call, _serve_client_stream)
+            writer = None
+            if endpoint.method.stream_type.server_streams:
+                writer = StreamWriter(call, task_group)
+            error = await _run_guarded(endpoint, call, _serve_client_stream, None, writer)
             if error is not _GONE:
-                # Hypercorn drops the HTTP/2 connection when DATA arrives for a stream it has
-                # closed (pgjones/hypercorn#329): let the rest of the body arrive first. The wait
-                # is bounded because a full-duplex client may hold its side open for our answer.
-                with anyio.move_on_after(_BODY_GRACE_SECONDS):
-                    await pump.body_complete.wait()
-                await _finish(call, error)
-            task_group.cancel_scope.cancel()
+                if not pump.body_complete.is_set():
+                    # Hypercorn drops the HTTP/2 connection when DATA arrives for a stream it
+                    # has closed (pgjones/hypercorn#329): let the rest of the body arrive first.
+                    # Bounded: a full-duplex client may hold its side open for our answer.
+                    with anyio.move_on_after(_BODY_GRACE_SECONDS):
+                        await pump.body_complete.wait()
+                await _finish(call, error, writer)
+            pump.call_over = True
+            _let_tasks_end(task_group.cancel_scope, error)
     finally:
         pump.close()
 
@@ -108,9 +149,12 @@ _GONE: Any = object()
 """The client disconnected: there is nobody to send a status to."""
 
 
-Serve = Callable[[Endpoint, ServerCall, Callable[[], None] | None], Awaitable[None]]
+Serve = Callable[
+    [Endpoint, ServerCall, Callable[[], None] | None, StreamWriter | None], Awaitable[None]
+]
 """Reads the request, runs the handler and sends its response messages, for one stream type;
-the callable, if any, is called once the request is read."""
+the callable, if any, is called once the request is read; a streamed response goes through
+the writer."""
 
 
 async def _run_guarded(
@@ -118,16 +162,17 @@ async def _run_guarded(
     call: ServerCall,
     serve: Serve,
     on_request: Callable[[], None] | None = None,
+    writer: StreamWriter | None = None,
 ) -> Any:
     """Run the call under its deadline; return the error to report (or None), or ``_GONE``."""
     try:
         call.start()
         deadline = call.context.deadline
         if deadline is None:
-            await serve(endpoint, call, on_request)
+            await serve(endpoint, call, on_request, writer)
             return None
         with anyio.CancelScope(deadline=deadline) as scope:
-            await serve(endpoint, call, on_request)
+            await serve(endpoint, call, on_request, writer)
         if scope.cancelled_caught:
             return ConnectError(Code.DEADLINE_EXCEEDED, "the call's deadline passed")
         return None
@@ -140,55 +185,73 @@ async def _run_guarded(
         return ConnectError(Code.INTERNAL, "internal error")
 
 
-async def _finish(call: ServerCall, error: ConnectError | None) -> None:
+async def _finish(
+    call: ServerCall, error: ConnectError | None, writer: StreamWriter | None = None
+) -> None:
     try:
+        if writer is not None:
+            await writer.close()  # what it has not sent yet goes with the status
         await call.finish(error)
-    except OSError:  # the client went away while we wrote the status
+    except (OSError, Disconnected):  # the client went away before the status
         return
 
 
 async def _serve_unary(
-    endpoint: Endpoint, call: ServerCall, on_request: Callable[[], None] | None
+    endpoint: Endpoint,
+    call: ServerCall,
+    on_request: Callable[[], None] | None,
+    writer: StreamWriter | None,
 ) -> None:
     codec = call.codec
     request = endpoint.request_codec.decode(codec, await call.read_single())
     result = await _invoke(endpoint, call, request)
-    await call.send_message(endpoint.response_codec.encode(codec, result))
+    call.send_message(endpoint.response_codec.encode(codec, result))
 
 
 async def _serve_server_stream(
-    endpoint: Endpoint, call: ServerCall, on_request: Callable[[], None] | None
+    endpoint: Endpoint,
+    call: ServerCall,
+    on_request: Callable[[], None] | None,
+    writer: StreamWriter | None,
 ) -> None:
+    assert writer is not None
     request = endpoint.request_codec.decode(call.codec, await call.read_single())
     if on_request is not None:
         on_request()
-    await _send_stream(endpoint, call, await _invoke(endpoint, call, request))
+    await _send_stream(endpoint, call, await _invoke(endpoint, call, request), writer)
 
 
 async def _serve_client_stream(
-    endpoint: Endpoint, call: ServerCall, on_request: Callable[[], None] | None
+    endpoint: Endpoint,
+    call: ServerCall,
+    on_request: Callable[[], None] | None,
+    writer: StreamWriter | None,
 ) -> None:
     # aclosing: a handler may abandon its request stream; close it here, not in the GC.
     async with aclosing(_decode_all(endpoint, call)) as requests:
         result = await _invoke(endpoint, call, requests)
-        if endpoint.method.stream_type.server_streams:
-            await _send_stream(endpoint, call, result)
+        if writer is not None:
+            await _send_stream(endpoint, call, result, writer)
         else:
-            await call.send_message(endpoint.response_codec.encode(call.codec, result))
+            call.send_message(endpoint.response_codec.encode(call.codec, result))
     # Keep draining what the handler left unread so the server's per-stream queue never
     # fills and stalls other streams on the same HTTP/2 connection.
     await call.drain()
 
 
-async def _send_stream(endpoint: Endpoint, call: ServerCall, result: Any) -> None:
-    encode = endpoint.response_codec.encode
-    codec = call.codec
-    send = call.send_message
+async def _send_stream(
+    endpoint: Endpoint, call: ServerCall, result: Any, writer: StreamWriter
+) -> None:
+    encode = endpoint.response_codec.encoder(call.codec)
+    queue = call.send_message
+    queued = writer.queued
     if hasattr(result, "__aiter__"):
         # Iterated here, not through a wrapper generator: one hop less per message.
         try:
             async for response in result:
-                await send(encode(codec, response))
+                queue(encode(response))
+                if queued():
+                    await writer.wait_for_room()
         finally:
             aclose = getattr(result, "aclose", None)
             if aclose is not None:
@@ -198,7 +261,9 @@ async def _send_stream(endpoint: Endpoint, call: ServerCall, result: Any) -> Non
     while (
         item := await anyio.to_thread.run_sync(next, iterator, _DONE, abandon_on_cancel=True)
     ) is not _DONE:
-        await send(encode(codec, item))
+        queue(encode(item))
+        if queued():
+            await writer.wait_for_room()
 
 
 async def _decode_all(endpoint: Endpoint, call: ServerCall) -> AsyncGenerator[Any, None]:

@@ -7,13 +7,21 @@ import struct
 from .code import Code
 from .errors import ConnectError
 
-__all__ = ["FLAG_COMPRESSED", "FLAG_END_STREAM", "Envelope", "EnvelopeReader", "encode_envelope"]
+__all__ = [
+    "ENVELOPE_HEADER",
+    "FLAG_COMPRESSED",
+    "FLAG_END_STREAM",
+    "Envelope",
+    "EnvelopeReader",
+    "encode_envelope",
+]
 
 FLAG_COMPRESSED = 0x01
 FLAG_END_STREAM = 0x02
 """Connect's end-of-stream message; gRPC-Web uses 0x80 for its trailers frame."""
 
-_HEADER = struct.Struct(">BI")
+ENVELOPE_HEADER = _HEADER = struct.Struct(">BI")
+"""The five bytes before each message: flags, then the length."""
 
 
 Envelope = tuple[int, bytes]

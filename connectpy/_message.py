@@ -59,6 +59,23 @@ class MessageCodec(Generic[T]):
                 Code.INTERNAL, f"cannot encode {self.full_name} as {codec}: {exc}"
             ) from exc
 
+    def encoder(self, codec: str) -> Callable[[Any], bytes]:
+        """:meth:`encode` with the codec looked up once, for a stream's every message."""
+        encode = self.encoders[codec]
+        message_type = self.message_type
+
+        def encode_one(value: Any) -> bytes:
+            if not isinstance(value, message_type):
+                value = self._coerce(value)
+            try:
+                return encode(value)
+            except Exception as exc:
+                raise ConnectError(
+                    Code.INTERNAL, f"cannot encode {self.full_name} as {codec}: {exc}"
+                ) from exc
+
+        return encode_one
+
     def _coerce(self, value: object) -> T:
         model = self.message_type
         if isinstance(model, type) and issubclass(model, BaseModel):

@@ -57,10 +57,33 @@ class ServerCall(Protocol):
         """Read and drop any request body the handler left unread."""
         ...
 
-    async def send_message(self, data: bytes) -> None: ...
+    def send_message(self, data: bytes) -> None:
+        """Queue one response message (encoded); :meth:`flush` or :meth:`finish` sends it.
+
+        Queueing is what lets a stream write the messages a handler produces back to back
+        in one ASGI message: a server's cost is per message sent, not per byte.
+        """
+        ...
+
+    @property
+    def pending(self) -> int:
+        """Bytes queued by :meth:`send_message` and not yet handed to the server."""
+        ...
+
+    async def flush(self) -> None:
+        """Send the queued messages (after the response headers, the first time).
+
+        Only streaming responses flush before ``finish``; never called concurrently with
+        itself or with ``finish``.
+        """
+        ...
 
     async def finish(self, error: ConnectError | None) -> None:
-        """Send whatever is still owed: headers, the buffered unary body, trailers or error."""
+        """Send whatever is still owed: headers, queued messages, then the status or error.
+
+        A unary response queued before an error is dropped; a stream's queued messages
+        were produced before the error and still go out ahead of it.
+        """
         ...
 
 

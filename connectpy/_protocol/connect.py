@@ -151,8 +151,14 @@ class _UnaryCall:
     async def drain(self) -> None:
         return None
 
-    async def send_message(self, data: bytes) -> None:
+    def send_message(self, data: bytes) -> None:
         self._response = data
+
+    pending = 0
+    """The one response message is held for ``finish``, never flushed."""
+
+    async def flush(self) -> None:
+        return None
 
     async def finish(self, error: ConnectError | None) -> None:
         if not self._body_read:
@@ -233,6 +239,8 @@ class _StreamCall(EnvelopedCall):
         self._response_compression = IDENTITY
         self._started = False
         self._body_done = False
+        self._queue = []
+        self._queued = 0
 
     def start(self) -> None:
         request = self.request
@@ -244,6 +252,7 @@ class _StreamCall(EnvelopedCall):
         self._response_compression = _compression.negotiate_response(
             request.header(b"connect-accept-encoding"), self._request_compression
         )
+        self._plain_frames = self._response_compression is IDENTITY
 
     def _unwrap(self, flags: int, data: bytes) -> bytes:
         if flags & FLAG_END_STREAM:
@@ -265,15 +274,11 @@ class _StreamCall(EnvelopedCall):
             headers.append((b"connect-content-encoding", name))
         await self.request.send({"type": "http.response.start", "status": 200, "headers": headers})
 
-    async def send_message(self, data: bytes) -> None:
-        if not self._started:
-            await self._start_response()
+    def _message_frame(self, data: bytes) -> bytes:
         compression = self._response_compression
         if compression is not IDENTITY and len(data) >= COMPRESS_MIN_BYTES:
-            frame = encode_envelope(FLAG_COMPRESSED, compression.compress(data))
-        else:
-            frame = encode_envelope(0, data)
-        await self.request.send({"type": "http.response.body", "body": frame, "more_body": True})
+            return encode_envelope(FLAG_COMPRESSED, compression.compress(data))
+        return encode_envelope(0, data)
 
     async def finish(self, error: ConnectError | None) -> None:
         if not self.context.method.stream_type.client_streams:
@@ -292,8 +297,19 @@ class _StreamCall(EnvelopedCall):
                 metadata.setdefault(key, []).append(text)
         if metadata:
             end["metadata"] = metadata
-        frame = encode_envelope(FLAG_END_STREAM, json.dumps(end, separators=(",", ":")).encode())
-        await self.request.send({"type": "http.response.body", "body": frame})
+        if end:
+            frame = encode_envelope(
+                FLAG_END_STREAM, json.dumps(end, separators=(",", ":")).encode()
+            )
+        else:
+            frame = _END_OK
+        # The messages still queued and the end of the stream, in one ASGI message.
+        body = self._take_for_status(error) + frame
+        await self.request.send({"type": "http.response.body", "body": body})
+
+
+_END_OK = encode_envelope(FLAG_END_STREAM, b"{}")
+"""The end of a stream that succeeded without trailers: most streams."""
 
 
 class _ConnectUnary:

@@ -1,5 +1,6 @@
 """What the enveloped protocols (Connect streaming, gRPC, gRPC-Web) share: reading the request
-body's frames, and reading what a handler left unread before the status goes out."""
+body's frames, reading what a handler left unread before the status goes out, and queueing
+response frames so that messages produced back to back leave in one ASGI message."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import anyio
 
 from .._asgi import Disconnected, HttpRequest, drain_body
-from .._envelope import Envelope, EnvelopeReader
+from .._envelope import ENVELOPE_HEADER, Envelope, EnvelopeReader
 from ..code import Code
 from ..context import Context
 from ..errors import ConnectError
@@ -34,9 +35,63 @@ class EnvelopedCall:
     context: Context
     _body_done: bool
     """The last body message has been received: there is nothing left to read or drain."""
+    _started: bool
+    """The response headers have been sent."""
+    _queue: list[bytes]
+    """Response frames not yet sent."""
+    _queued: int
+    """Their size in bytes."""
+    _plain_frames = False
+    """Response messages are framed as is: no compression, no base64 (set by subclasses)."""
 
     def _unwrap(self, flags: int, data: bytes) -> bytes:
         raise NotImplementedError
+
+    def _message_frame(self, data: bytes) -> bytes:
+        """One response message as it travels in the body (compressed and enveloped)."""
+        raise NotImplementedError
+
+    async def _start_response(self) -> None:
+        """Send the response headers (sets ``_started``)."""
+        raise NotImplementedError
+
+    def send_message(self, data: bytes) -> None:
+        if self._plain_frames:
+            frame = ENVELOPE_HEADER.pack(0, len(data)) + data  # encode_envelope, a call less
+        else:
+            frame = self._message_frame(data)
+        self._queue.append(frame)
+        self._queued += len(frame)
+
+    @property
+    def pending(self) -> int:
+        return self._queued
+
+    def _take(self) -> bytes:
+        """The queued frames as one body chunk; the queue is empty afterwards."""
+        queue = self._queue
+        if not queue:
+            return b""
+        self._queue = []
+        self._queued = 0
+        return queue[0] if len(queue) == 1 else b"".join(queue)
+
+    def _take_for_status(self, error: ConnectError | None) -> bytes:
+        """What is still queued when the status goes out: a stream's messages go ahead of it,
+        but an error replaces the one response message of a call that does not stream it."""
+        chunk = self._take()
+        if error is not None and not self.context.method.stream_type.server_streams:
+            return b""
+        return chunk
+
+    async def flush(self) -> None:
+        chunk = self._take()  # before any await: what is queued meanwhile waits its turn
+        if not self._started:
+            await self._start_response()
+        if chunk:
+            await self.request.send(
+                {"type": "http.response.body", "body": chunk, "more_body": True}
+            )
 
     def _body_bytes(self, chunk: bytes) -> bytes:
         """The envelope bytes in a body chunk (gRPC-Web-text decodes base64 here)."""

@@ -24,7 +24,7 @@ from .._grpc_wire import (
     grpc_status_trailers,
     grpc_web_trailer_block,
 )
-from .._service import MethodInfo, StreamType
+from .._service import MethodInfo
 from ..code import Code
 from ..context import Context
 from ..errors import ConnectError
@@ -72,12 +72,14 @@ def _te_trailers(request: HttpRequest) -> bool:
 class _GrpcCall(EnvelopedCall):
     """A gRPC call: enveloped messages both ways, the status in HTTP trailers.
 
-    A unary call holds its response message until ``finish``, which sends it as the last
-    body message and then the trailers: one ASGI message and one server event less than an
-    empty last body message before the trailers (gRPC-Web: one body message with both frames).
+    ``finish`` sends whatever is still queued as the last body message, then the trailers: a
+    unary call's response travels that way, one ASGI message less than a message followed by
+    an empty last body message (gRPC-Web: one body message with the message and the status).
     """
 
     protocol = "grpc"
+    _binary = True
+    """Frames travel as bytes (gRPC-Web-text base64-encodes them)."""
 
     def __init__(
         self, request: HttpRequest, method: MethodInfo, read_max_bytes: int, codec: str
@@ -98,8 +100,8 @@ class _GrpcCall(EnvelopedCall):
         self._body_done = False
         self._server_trailers = request.has_trailers
         self._trailers = self._server_trailers and _te_trailers(request)
-        self._hold = method.stream_type is StreamType.UNARY
-        self._held: bytes | None = None
+        self._queue = []
+        self._queued = 0
 
     def start(self) -> None:
         request = self.request
@@ -109,6 +111,7 @@ class _GrpcCall(EnvelopedCall):
         self._response_compression = grpc_negotiate_response(
             request.header(b"grpc-accept-encoding"), self._request_compression
         )
+        self._plain_frames = self._binary and self._response_compression is IDENTITY
 
     def _check_transport(self) -> None:
         # Without trailers the status could never follow a message: fail before the handler
@@ -157,29 +160,17 @@ class _GrpcCall(EnvelopedCall):
             return self._frame(FLAG_COMPRESSED, compression.compress(data))
         return self._frame(0, data)
 
-    async def send_message(self, data: bytes) -> None:
-        frame = self._message_frame(data)
-        if self._hold:  # a unary call sends its one message with the status
-            self._hold = False
-            self._held = frame
-            return
-        if not self._started:
-            await self._start_response()
-        if self._held is not None:  # never for a unary call, which sends one message
-            frame, self._held = self._held + frame, None
-        await self.request.send({"type": "http.response.body", "body": frame, "more_body": True})
-
     async def finish(self, error: ConnectError | None) -> None:
         # The body is unread only after an error. Read the rest before the status ends the
         # stream: see _drain_before_status.
         await self._drain_before_status()
         trailers = grpc_status_trailers(error, self.context.response_trailer_pairs())
-        held = self._held if error is None else None  # an error replaces a held response
-        if not self._started and held is None and not self._can_send_trailers():
+        body = self._take_for_status(error)
+        if not self._started and not body and not self._can_send_trailers():
             # Trailers-only: the status travels in the headers of an empty response.
             await send_plain(self.request.send, 200, self._response_headers() + trailers)
             return
-        await self._send_rest(held or b"", trailers)
+        await self._send_rest(body, trailers)
 
     def _can_send_trailers(self) -> bool:
         return self._trailers
@@ -224,6 +215,8 @@ class _GrpcWebCall(_GrpcCall):
 class _GrpcWebTextCall(_GrpcWebCall):
     """gRPC-Web-text: the gRPC-Web body in base64 both ways, for clients that cannot send or
     read binary bodies. Each response frame is encoded on its own (padded), as the spec allows."""
+
+    _binary = False
 
     def __init__(
         self, request: HttpRequest, method: MethodInfo, read_max_bytes: int, codec: str

@@ -180,8 +180,14 @@ class _RestCall:
     async def drain(self) -> None:
         return None
 
-    async def send_message(self, data: bytes) -> None:
+    def send_message(self, data: bytes) -> None:
         self._response = data
+
+    pending = 0
+    """The one response message is held for ``finish``, never flushed."""
+
+    async def flush(self) -> None:
+        return None
 
     async def finish(self, error: ConnectError | None) -> None:
         if not self._body_read:

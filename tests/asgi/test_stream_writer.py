@@ -1,0 +1,191 @@
+"""How streaming responses reach the ASGI server: batched while the handler runs ahead,
+flushed whenever it pauses, bounded when the client is slow.
+
+These drive the app with a bare ASGI ``receive``/``send`` pair that records every message,
+because the number and size of ASGI messages is the behaviour under test.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import AsyncIterator, MutableMapping
+from typing import Any
+
+import anyio
+import pytest
+
+from connectpy import ASGIApp, Code, ConnectError, Message
+from connectpy._stream_writer import HIGH_WATER
+
+pytestmark = pytest.mark.anyio
+
+ASGIMessage = MutableMapping[str, Any]
+
+
+class Count(Message):
+    up_to: int
+    pause: float = 0.0
+    size: int = 0
+    fail_at: int = -1
+
+
+class Item(Message):
+    value: int
+    padding: str = ""
+
+
+class Items:
+    async def items(self, request: Count) -> AsyncIterator[Item]:
+        for value in range(request.up_to):
+            if value == request.fail_at:
+                raise ConnectError(Code.ABORTED, f"stopped at {value}")
+            yield Item(value=value, padding="x" * request.size)
+            if request.pause:
+                await anyio.sleep(request.pause)
+
+
+def app() -> ASGIApp:
+    rpc = ASGIApp(package="test.v1")
+    rpc.mount(Items())
+    return rpc
+
+
+def envelope(data: bytes, flags: int = 0) -> bytes:
+    return struct.pack(">BI", flags, len(data)) + data
+
+
+def frames(body: bytes) -> list[tuple[int, bytes]]:
+    found = []
+    offset = 0
+    while offset < len(body):
+        flags, length = struct.unpack_from(">BI", body, offset)
+        found.append((flags, body[offset + 5 : offset + 5 + length]))
+        offset += 5 + length
+    assert offset == len(body), "a frame is cut short"
+    return found
+
+
+class Recorder:
+    """An ASGI server stand-in: one request body, then the sends, optionally slow."""
+
+    def __init__(self, body: bytes, send_delay: float = 0.0) -> None:
+        self._body: list[ASGIMessage] = [{"type": "http.request", "body": body}]
+        self.sent: list[ASGIMessage] = []
+        self.send_delay = send_delay
+        self._done = anyio.Event()
+
+    async def receive(self) -> ASGIMessage:
+        if self._body:
+            return self._body.pop()
+        await self._done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: ASGIMessage) -> None:
+        if self.send_delay and message["type"] == "http.response.body":
+            await anyio.sleep(self.send_delay)
+        self.sent.append(message)
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            self._done.set()
+
+    @property
+    def bodies(self) -> list[bytes]:
+        return [m["body"] for m in self.sent if m["type"] == "http.response.body"]
+
+
+async def call(content_type: str, body: bytes, send_delay: float = 0.0) -> Recorder:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "2",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/test.v1.Items/Items",
+        "raw_path": b"/test.v1.Items/Items",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", content_type.encode()), (b"te", b"trailers")],
+        "extensions": {"http.response.trailers": {}},
+    }
+    recorder = Recorder(body, send_delay)
+    with anyio.fail_after(10):
+        await app()(scope, recorder.receive, recorder.send)
+    return recorder
+
+
+def connect_request(**fields: Any) -> bytes:
+    return envelope(json.dumps(fields).encode())
+
+
+async def test_messages_produced_back_to_back_leave_in_one_body_message() -> None:
+    recorder = await call("application/connect+json", connect_request(upTo=50))
+    assert len(recorder.bodies) == 1, "50 ready messages and the end of stream in one send"
+    got = frames(recorder.bodies[0])
+    assert [json.loads(data)["value"] for _, data in got[:-1]] == list(range(50))
+    assert got[-1] == (0x02, b"{}")
+
+
+async def test_a_handler_that_pauses_has_each_message_sent_before_it_waits() -> None:
+    recorder = await call("application/connect+json", connect_request(upTo=3, pause=0.05))
+    # One body message per message, each sent during the pause after it, then the end.
+    assert [len(frames(body)) for body in recorder.bodies] == [1, 1, 1, 1]
+    assert frames(recorder.bodies[-1]) == [(0x02, b"{}")]
+
+
+async def test_a_fast_producer_and_a_slow_client_never_queue_past_the_high_water_mark() -> None:
+    size = 10_000
+    recorder = await call(
+        "application/connect+json", connect_request(upTo=60, size=size), send_delay=0.01
+    )
+    message_frame = len(envelope(Item(value=59, padding="x" * size).model_dump_json().encode()))
+    assert max(len(body) for body in recorder.bodies) < HIGH_WATER + message_frame + 100
+    values = [json.loads(d)["value"] for body in recorder.bodies for f, d in frames(body) if not f]
+    assert values == list(range(60)), "every message, in order"
+
+
+async def test_messages_before_an_error_go_out_ahead_of_it() -> None:
+    recorder = await call("application/connect+json", connect_request(upTo=10, fail_at=4))
+    got = [frame for body in recorder.bodies for frame in frames(body)]
+    assert [json.loads(data)["value"] for _, data in got[:-1]] == [0, 1, 2, 3]
+    flags, end = got[-1]
+    assert flags == 0x02
+    assert json.loads(end)["error"] == {"code": "aborted", "message": "stopped at 4"}
+
+
+async def test_grpc_streams_batch_and_end_with_trailers() -> None:
+    recorder = await call("application/grpc+json", connect_request(upTo=20))
+    types = [m["type"] for m in recorder.sent]
+    assert types == ["http.response.start", "http.response.body", "http.response.trailers"]
+    body = recorder.bodies[0]
+    assert [json.loads(d)["value"] for _, d in frames(body)] == list(range(20))
+    trailers = dict(recorder.sent[-1]["headers"])
+    assert trailers[b"grpc-status"] == b"0"
+
+
+async def test_grpc_web_error_after_messages_keeps_the_messages() -> None:
+    recorder = await call("application/grpc-web+json", connect_request(upTo=5, fail_at=2))
+    got = [frame for body in recorder.bodies for frame in frames(body)]
+    assert [json.loads(d)["value"] for f, d in got if f == 0] == [0, 1]
+    flags, block = got[-1]
+    assert flags == 0x80
+    assert block.startswith(b"grpc-status: 10\r\n")
+
+
+async def test_a_client_that_goes_away_mid_stream_ends_the_call_quietly() -> None:
+    class Gone(Recorder):
+        async def send(self, message: ASGIMessage) -> None:
+            if message["type"] == "http.response.body":
+                raise OSError("connection lost")
+            await super().send(message)
+
+    scope_app = app()
+    recorder = Gone(connect_request(upTo=5, pause=0.01))
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/test.v1.Items/Items",
+        "headers": [(b"content-type", b"application/connect+json")],
+    }
+    with anyio.fail_after(10):
+        await scope_app(scope, recorder.receive, recorder.send)  # no exception escapes
+    assert [m["type"] for m in recorder.sent] == ["http.response.start"]
