@@ -19,7 +19,6 @@ import grpc
 import httpx
 import pytest
 from google.protobuf import (
-    any_pb2,
     descriptor_pb2,
     descriptor_pool,
     empty_pb2,
@@ -27,6 +26,7 @@ from google.protobuf import (
     wrappers_pb2,
 )
 from google.protobuf.message import Message as ProtoMessage
+from google.rpc import status_pb2
 
 from connectpy import ASGIApp, Code, ConnectError, Context
 from connectpy.testing import RunningServer, serve_in_thread
@@ -40,29 +40,8 @@ StringValue = wrappers_pb2.StringValue
 Int64Value = wrappers_pb2.Int64Value
 
 
-def _local_status_class() -> Any:
-    """google.rpc.Status defined here, independently of connectpy (grpcio-status may be absent)."""
-    pool = descriptor_pool.DescriptorPool()
-    pool.AddSerializedFile(any_pb2.DESCRIPTOR.serialized_pb)
-    proto = descriptor_pb2.FileDescriptorProto(
-        name="test/status.proto", package="google.rpc", dependency=[any_pb2.DESCRIPTOR.name]
-    )
-    message = proto.message_type.add(name="Status")
-    fields = descriptor_pb2.FieldDescriptorProto
-    message.field.add(name="code", number=1, type=fields.TYPE_INT32)
-    message.field.add(name="message", number=2, type=fields.TYPE_STRING)
-    message.field.add(
-        name="details",
-        number=3,
-        type=fields.TYPE_MESSAGE,
-        label=fields.LABEL_REPEATED,
-        type_name=".google.protobuf.Any",
-    )
-    pool.Add(proto)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("google.rpc.Status"))
-
-
-Status = _local_status_class()
+Status = status_pb2.Status
+"""From googleapis-common-protos (a dev dependency), not from connectpy."""
 
 
 class Probe:
