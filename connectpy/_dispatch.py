@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +23,7 @@ from ._message import MessageCodec
 from ._protocol.base import ServerCall
 from ._service import MethodInfo, StreamType
 from ._stream_writer import StreamWriter
+from ._thread_iter import ThreadFeed
 from .code import Code
 from .errors import ConnectError
 
@@ -257,13 +258,24 @@ async def _send_stream(
             if aclose is not None:
                 await aclose()
         return
-    iterator: Iterator[Any] = iter(result)
-    while (
-        item := await anyio.to_thread.run_sync(next, iterator, _DONE, abandon_on_cancel=True)
-    ) is not _DONE:
-        queue(encode(item))
-        if queued():
-            await writer.wait_for_room()
+    # A sync iterator: run in one worker thread for the whole stream, not a hop per item.
+    feed = ThreadFeed(iter(result))
+    failure: Exception | None = None
+    async with anyio.create_task_group() as task_group:
+        task_group.start_soon(feed.run)
+        try:
+            while (batch := await feed.next_batch()) is not None:
+                for item in batch:
+                    queue(encode(item))
+                    if queued():
+                        await writer.wait_for_room()
+        except Exception as exc:  # raised below: a task group would wrap it in a group
+            failure = exc
+            task_group.cancel_scope.cancel()  # abandon a thread stuck in the iterator
+        finally:
+            feed.stop()
+    if failure is not None:
+        raise failure
 
 
 async def _decode_all(endpoint: Endpoint, call: ServerCall) -> AsyncGenerator[Any, None]:
@@ -286,6 +298,3 @@ async def _invoke(endpoint: Endpoint, call: ServerCall, requests: Any) -> Any:
         args = (iter(collected), *args[1:])
     # abandon_on_cancel: a deadline or disconnect answers now; the thread finishes on its own.
     return await anyio.to_thread.run_sync(handler, *args, abandon_on_cancel=True)
-
-
-_DONE = object()

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import AsyncIterator, MutableMapping
+import time
+from collections.abc import AsyncIterator, Iterator, MutableMapping
 from typing import Any
 
 import anyio
@@ -45,9 +46,22 @@ class Items:
                 await anyio.sleep(request.pause)
 
 
+class SyncItems:
+    """The same stream from a sync generator, which runs in a worker thread."""
+
+    def sync_items(self, request: Count) -> Iterator[Item]:
+        for value in range(request.up_to):
+            if value == request.fail_at:
+                raise ConnectError(Code.ABORTED, f"stopped at {value}")
+            yield Item(value=value, padding="x" * request.size)
+            if request.pause:
+                time.sleep(request.pause)
+
+
 def app() -> ASGIApp:
     rpc = ASGIApp(package="test.v1")
     rpc.mount(Items())
+    rpc.mount(SyncItems())
     return rpc
 
 
@@ -93,15 +107,17 @@ class Recorder:
         return [m["body"] for m in self.sent if m["type"] == "http.response.body"]
 
 
-async def call(content_type: str, body: bytes, send_delay: float = 0.0) -> Recorder:
+async def call(
+    content_type: str, body: bytes, send_delay: float = 0.0, path: str = "/test.v1.Items/Items"
+) -> Recorder:
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "2",
         "method": "POST",
         "scheme": "http",
-        "path": "/test.v1.Items/Items",
-        "raw_path": b"/test.v1.Items/Items",
+        "path": path,
+        "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
         "headers": [(b"content-type", content_type.encode()), (b"te", b"trailers")],
@@ -189,3 +205,43 @@ async def test_a_client_that_goes_away_mid_stream_ends_the_call_quietly() -> Non
     with anyio.fail_after(10):
         await scope_app(scope, recorder.receive, recorder.send)  # no exception escapes
     assert [m["type"] for m in recorder.sent] == ["http.response.start"]
+
+
+SYNC = "/test.v1.SyncItems/SyncItems"
+
+
+async def test_a_sync_generator_streams_every_message_in_order() -> None:
+    recorder = await call("application/connect+json", connect_request(upTo=500), path=SYNC)
+    got = [frame for body in recorder.bodies for frame in frames(body)]
+    assert [json.loads(data)["value"] for _, data in got[:-1]] == list(range(500))
+    assert got[-1] == (0x02, b"{}")
+
+
+async def test_a_sync_generator_that_blocks_has_its_message_sent_before_it_resumes() -> None:
+    sent_at: list[float] = []
+    recorder = Recorder(connect_request(upTo=2, pause=0.3))
+    original_send = recorder.send
+
+    async def timed_send(message: ASGIMessage) -> None:
+        if message["type"] == "http.response.body":
+            sent_at.append(time.monotonic())
+        await original_send(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": SYNC,
+        "headers": [(b"content-type", b"application/connect+json")],
+    }
+    started = time.monotonic()
+    with anyio.fail_after(10):
+        await app()(scope, recorder.receive, timed_send)
+    assert sent_at[0] - started < 0.25, "the first message waited for the blocked generator"
+    assert len(recorder.bodies) >= 2
+
+
+async def test_a_sync_generator_error_keeps_its_code() -> None:
+    recorder = await call("application/connect+json", connect_request(upTo=9, fail_at=3), path=SYNC)
+    got = [frame for body in recorder.bodies for frame in frames(body)]
+    assert [json.loads(data)["value"] for _, data in got[:-1]] == [0, 1, 2]
+    assert json.loads(got[-1][1])["error"] == {"code": "aborted", "message": "stopped at 3"}
