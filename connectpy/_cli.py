@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from hypercorn.run import run
 from hypercorn.utils import NoAppError, load_application
 
-from ._hypercorn import TLSFiles, hypercorn_config
+from ._hypercorn import TLSFiles, hypercorn_config, is_shutdown_noise, quiet_shutdown_noise
 from ._proto_text import render_proto
 from ._schema import ProtoSchema
 from .app import ASGIApp
@@ -100,7 +100,17 @@ def _serve(args: argparse.Namespace) -> int:
         config.graceful_timeout = args.graceful_timeout
     # Hypercorn runs in this process with 0 workers; with N it spawns N and supervises them.
     config.workers = 0 if args.workers == 1 else args.workers
-    return run(config)
+    quiet_shutdown_noise()  # this process's own worker (workers are separate processes)
+    try:
+        return run(config)
+    except BaseExceptionGroup as group:
+        if not is_shutdown_noise(group):
+            raise
+        sys.stderr.write(
+            f"connectpy: calls still running after the {config.graceful_timeout:g} s graceful "
+            "timeout were cut off (--graceful-timeout sets it)\n"
+        )
+        return 0
 
 
 def _load(target: str) -> object:

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
+import warnings
 from dataclasses import dataclass
 
 from hypercorn.config import Config
 
-__all__ = ["TLSFiles", "bind_socket", "hypercorn_config"]
+__all__ = [
+    "TLSFiles",
+    "bind_socket",
+    "hypercorn_config",
+    "is_shutdown_noise",
+    "quiet_shutdown_noise",
+]
 
 # Hypercorn closes a connection after 1000 requests (its HTTP/2 Rapid Reset mitigation) and,
 # on HTTP/2, silently drops every call still in flight when it does: a gRPC channel that
@@ -63,3 +71,42 @@ def hypercorn_config(
             config.ca_certs = tls.client_ca
             config.verify_mode = ssl.CERT_REQUIRED
     return config
+
+
+class _ShutdownNoise(logging.Filter):
+    """Drops the tracebacks asyncio logs when Hypercorn's shutdown cancels open connections.
+
+    Past its graceful timeout Hypercorn cancels each connection's task; asyncio then logs the
+    cancellation as an unhandled exception in a stream callback, sometimes grouped with the
+    ``RuntimeError`` of Hypercorn's task group refusing new tasks while it shuts down. Those
+    are the expected end of a call cut short, not failures; anything else is still logged.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return error is None or not is_shutdown_noise(error)
+
+
+def is_shutdown_noise(error: BaseException) -> bool:
+    """Whether ``error`` is only what Hypercorn's shutdown raises for connections it cancels
+    past the graceful timeout (it can also escape ``serve`` itself, as an exception group)."""
+    if isinstance(error, BaseExceptionGroup):
+        return all(is_shutdown_noise(inner) for inner in error.exceptions)
+    if isinstance(error, RuntimeError):
+        return str(error).endswith("is shutting down")
+    # A cancellation (asyncio's CancelledError), the only BaseException-only error here.
+    return not isinstance(error, Exception | KeyboardInterrupt | SystemExit)
+
+
+_NOISE_FILTER = _ShutdownNoise()
+
+
+def quiet_shutdown_noise() -> None:
+    """Install the filter for the asyncio logger (once) in the process serving Hypercorn."""
+    asyncio_logger = logging.getLogger("asyncio")
+    if _NOISE_FILTER not in asyncio_logger.filters:
+        asyncio_logger.addFilter(_NOISE_FILTER)
+    # The same shutdown leaves one of Hypercorn's idle-timeout coroutines unawaited.
+    warnings.filterwarnings(
+        "ignore", message="coroutine 'TCPServer._idle_timeout' was never awaited"
+    )

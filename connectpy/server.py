@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import socket
 import threading
@@ -10,10 +11,18 @@ import anyio
 from anyio.abc import TaskStatus
 from hypercorn.asyncio import serve
 
-from ._hypercorn import TLSFiles, bind_socket, hypercorn_config
+from ._hypercorn import (
+    TLSFiles,
+    bind_socket,
+    hypercorn_config,
+    is_shutdown_noise,
+    quiet_shutdown_noise,
+)
 from .app import DEFAULT_READ_MAX_BYTES, ASGIApp
 
 __all__ = ["AsyncIOServer", "TLSFiles"]
+
+logger = logging.getLogger("connectpy")
 
 _ANY_HOST = ("[::]", "::")
 
@@ -81,7 +90,16 @@ class AsyncIOServer:
         config = hypercorn_config(sock=sock, tls=self.tls, access_log=self.access_log)
         sock.detach()  # Hypercorn owns the descriptor now and closes it on shutdown
         task_status.started(self.port)
-        await serve(self.app, config, shutdown_trigger=self._wait_for_stop)  # type: ignore[arg-type]
+        quiet_shutdown_noise()
+        try:
+            await serve(self.app, config, shutdown_trigger=self._wait_for_stop)  # type: ignore[arg-type]
+        except BaseExceptionGroup as group:
+            if not is_shutdown_noise(group):
+                raise
+            logger.warning(
+                "calls still running after the %g s graceful timeout were cut off",
+                config.graceful_timeout,
+            )
 
     def shutdown(self) -> None:
         """Stop accepting connections, let calls in flight finish, then return from :meth:`run`.

@@ -12,7 +12,13 @@ import anyio.from_thread
 from hypercorn.asyncio import serve
 
 from ._asgi import ASGIApp
-from ._hypercorn import TLSFiles, bind_socket, hypercorn_config
+from ._hypercorn import (
+    TLSFiles,
+    bind_socket,
+    hypercorn_config,
+    is_shutdown_noise,
+    quiet_shutdown_noise,
+)
 
 __all__ = ["RunningServer", "serve_in_thread"]
 
@@ -48,6 +54,7 @@ def serve_in_thread(
     port = sock.getsockname()[1]
     config = hypercorn_config(sock=sock, tls=tls)
     sock.detach()  # Hypercorn owns the descriptor now and closes it on shutdown
+    quiet_shutdown_noise()
     stopped = threading.Event()
     with anyio.from_thread.start_blocking_portal() as portal:
         stop = portal.call(anyio.Event)
@@ -64,5 +71,8 @@ async def _serve_until(
 ) -> None:
     try:
         await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+    except BaseExceptionGroup as group:
+        if not is_shutdown_noise(group):
+            raise
     finally:
         done.set()

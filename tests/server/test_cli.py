@@ -4,15 +4,19 @@ compiles."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import importlib.util
+import json
 import os
 import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -194,3 +198,47 @@ def test_console_script_and_python_m() -> None:
         assert result.returncode == 0
         assert b"serve" in result.stdout
         assert b"proto" in result.stdout
+
+
+def test_stopping_with_streams_in_flight_exits_cleanly() -> None:
+    """SIGTERM while streams run past the graceful timeout: Hypercorn cancels them, and the
+    cancellations it reports (logged, or raised out of its serve loop) are not failures."""
+    port = free_port()
+    argv = connectpy(
+        "serve", "examples.streaming:app", "--port", str(port), "--graceful-timeout", "0.5"
+    )
+    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    body = json.dumps({"upTo": 1000, "delayMs": 50}).encode()
+    request = struct.pack(">BI", 0, len(body)) + body
+    started = threading.Barrier(3)
+
+    def stream(http2: bool) -> None:
+        with (
+            httpx.Client(http1=not http2, http2=http2, timeout=20) as client,
+            client.stream(
+                "POST",
+                f"http://127.0.0.1:{port}/streaming.v1.StreamService/Count",
+                content=request,
+                headers={"content-type": "application/connect+json"},
+            ) as response,
+        ):
+            chunks = response.iter_bytes()
+            next(chunks)
+            started.wait(10)
+            with contextlib.suppress(httpx.HTTPError):  # the server cuts the stream
+                for _ in chunks:
+                    pass
+
+    try:
+        wait_until_listening(process, port)
+        clients = [threading.Thread(target=stream, args=(h2,)) for h2 in (False, True)]
+        for client in clients:
+            client.start()
+        started.wait(10)  # both streams are running
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=20)
+    for client in clients:
+        client.join(10)
+    assert process.returncode == 0, stderr.decode()
+    assert "Traceback" not in stderr.decode()
