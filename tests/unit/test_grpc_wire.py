@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 
 import pytest
 from google.protobuf import any_pb2, wrappers_pb2
@@ -124,10 +126,21 @@ def test_status_details_round_trip() -> None:
 
 
 def test_status_class_stays_out_of_the_default_pool() -> None:
-    from google.protobuf import descriptor_pool
-
-    with pytest.raises(KeyError):
-        descriptor_pool.Default().FindMessageTypeByName("google.rpc.Status")
+    # In a fresh interpreter: other test modules import googleapis-common-protos, which does
+    # register google.rpc.Status there. connectpy must not, or it would clash with that package.
+    check = (
+        "from google.protobuf import descriptor_pool\n"
+        "from connectpy import Code, ConnectError\n"
+        "from connectpy._grpc_wire import grpc_status_details\n"
+        "grpc_status_details(ConnectError(Code.INTERNAL, 'x'))\n"
+        "try:\n"
+        "    descriptor_pool.Default().FindMessageTypeByName('google.rpc.Status')\n"
+        "except KeyError:\n"
+        "    raise SystemExit(0)\n"
+        "raise SystemExit('google.rpc.Status is in the default pool')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr.decode()
 
 
 # --- status trailers -----------------------------------------------------------------------
