@@ -73,6 +73,7 @@ async def _run_server_stream(endpoint: Endpoint, call: ServerCall, request: Http
             task_group.start_soon(watcher.run)
 
         writer = StreamWriter(call, task_group, on_pause=watch)
+        call.context.set_header_sender(writer.send_headers)
         error = await _run_guarded(endpoint, call, _serve_server_stream, writer.start, writer)
         if error is not _GONE:
             await _finish(call, error, writer)
@@ -126,6 +127,7 @@ async def _run_client_stream(endpoint: Endpoint, call: ServerCall, request: Http
             writer = None
             if endpoint.method.stream_type.server_streams:
                 writer = StreamWriter(call, task_group)
+                call.context.set_header_sender(writer.send_headers)
             error = await _run_guarded(endpoint, call, _serve_client_stream, None, writer)
             if error is not _GONE:
                 if not pump.body_complete.is_set():

@@ -43,6 +43,8 @@ class StreamWriter:
         "_busy",
         "_call",
         "_closed",
+        "_headers_out",
+        "_headers_wanted",
         "_idle",
         "_on_pause",
         "_room",
@@ -64,6 +66,8 @@ class StreamWriter:
         self._wake: anyio.Event | None = None  # the writer waits on it for something to send
         self._room: anyio.Event | None = None  # the handler waits on it past HIGH_WATER
         self._idle: anyio.Event | None = None  # close waits on it for a flush in flight
+        self._headers_wanted = False  # send_headers asked for a flush with nothing queued
+        self._headers_out: anyio.Event | None = None  # send_headers waits on it
         self.error: BaseException | None = None
         """Why the writer stopped early (the client went away), raised to the handler side."""
 
@@ -98,6 +102,25 @@ class StreamWriter:
         if self.error is not None:
             raise self.error
 
+    async def send_headers(self) -> None:
+        """Have the writer send the response headers now, if it has not yet; wait for it.
+
+        Raises:
+            Disconnected: the writer stopped because the client went away.
+        """
+        if self._closed or self._call.headers_sent:
+            return
+        self._headers_wanted = True
+        out = self._headers_out = self._headers_out or anyio.Event()
+        if not self._running:
+            self.start()
+        elif self._wake is not None:
+            self._wake.set()
+            self._wake = None
+        await out.wait()
+        if self.error is not None:
+            raise self.error
+
     async def close(self) -> None:
         """Stop the writer once any flush in flight is done; the rest goes with the status.
 
@@ -120,12 +143,13 @@ class StreamWriter:
         call = self._call
         try:
             while not self._closed:
-                if not call.pending:
+                if not call.pending and not self._headers_wanted:
                     wake = self._wake = anyio.Event()
                     await wake.wait()
                     continue
                 self._busy = True
-                await call.flush()
+                self._headers_wanted = False
+                await call.flush()  # the headers first, if they are not out yet
                 self._busy = False
                 self._release()
         except OSError:
@@ -137,7 +161,7 @@ class StreamWriter:
             self._release()
 
     def _release(self) -> None:
-        for event in (self._room, self._idle):
+        for event in (self._room, self._idle, self._headers_out):
             if event is not None:
                 event.set()
-        self._room = self._idle = None
+        self._room = self._idle = self._headers_out = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import anyio
@@ -40,6 +40,7 @@ class Context:
     # and building them costs a few microseconds a call.
     __slots__ = (
         "_deadline",
+        "_header_sender",
         "_query_params",
         "_request_headers",
         "_response_headers",
@@ -76,6 +77,7 @@ class Context:
         self.timeout_ms = timeout_ms
         self.scope = scope
         self._deadline = None if timeout_ms is None else anyio.current_time() + timeout_ms / 1000
+        self._header_sender: Callable[[], Awaitable[None]] | None = None
 
     @property
     def request_headers(self) -> Headers:
@@ -116,6 +118,21 @@ class Context:
         """The response trailers set so far as raw pairs (for the protocols that send them)."""
         trailers = self._response_trailers
         return _NO_HEADERS if trailers is None else trailers.raw
+
+    async def send_headers(self) -> None:
+        """Send the response headers now, before the first response message.
+
+        For a streaming response that may wait before its first message, so that the client
+        sees the headers (and gRPC's initial metadata) at once. Headers set afterwards are
+        not sent. A unary response always carries its headers with its message: this does
+        nothing there, nor once headers are out.
+        """
+        if self._header_sender is not None:
+            await self._header_sender()
+
+    def set_header_sender(self, sender: Callable[[], Awaitable[None]]) -> None:
+        """What :meth:`send_headers` calls (set by the streaming dispatch, not by handlers)."""
+        self._header_sender = sender
 
     @property
     def deadline(self) -> float | None:

@@ -66,6 +66,11 @@ class ServerCall(Protocol):
         ...
 
     @property
+    def headers_sent(self) -> bool:
+        """Whether the response headers have gone to the server."""
+        ...
+
+    @property
     def pending(self) -> int:
         """Bytes queued by :meth:`send_message` and not yet handed to the server."""
         ...

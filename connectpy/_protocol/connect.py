@@ -156,6 +156,8 @@ class _UnaryCall:
 
     pending = 0
     """The one response message is held for ``finish``, never flushed."""
+    headers_sent = False
+    """Until ``finish``, which sends them with the message."""
 
     async def flush(self) -> None:
         return None

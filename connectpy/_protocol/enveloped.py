@@ -67,6 +67,10 @@ class EnvelopedCall:
     def pending(self) -> int:
         return self._queued
 
+    @property
+    def headers_sent(self) -> bool:
+        return self._started
+
     def _take(self) -> bytes:
         """The queued frames as one body chunk; the queue is empty afterwards."""
         queue = self._queue

@@ -185,6 +185,8 @@ class _RestCall:
 
     pending = 0
     """The one response message is held for ``finish``, never flushed."""
+    headers_sent = False
+    """Until ``finish``, which sends them with the message."""
 
     async def flush(self) -> None:
         return None

@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 import pytest
 
-from connectpy import ASGIApp, Code, ConnectError, Message
+from connectpy import ASGIApp, Code, ConnectError, Context, Message
 from connectpy._stream_writer import HIGH_WATER
 
 pytestmark = pytest.mark.anyio
@@ -245,3 +245,71 @@ async def test_a_sync_generator_error_keeps_its_code() -> None:
     got = [frame for body in recorder.bodies for frame in frames(body)]
     assert [json.loads(data)["value"] for _, data in got[:-1]] == [0, 1, 2]
     assert json.loads(got[-1][1])["error"] == {"code": "aborted", "message": "stopped at 3"}
+
+
+class Early:
+    """Sends its headers, then waits for the test to see them before the first message."""
+
+    def __init__(self) -> None:
+        self.seen = anyio.Event()
+
+    async def early(self, request: Count, context: Context) -> AsyncIterator[Item]:
+        context.response_headers["x-early"] = "yes"
+        await context.send_headers()
+        await context.send_headers()  # once out, a no-op
+        with anyio.fail_after(5):
+            await self.seen.wait()
+        yield Item(value=1)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/connect+json", "application/grpc+json", "application/grpc-web+json"],
+)
+async def test_send_headers_puts_them_out_before_any_message(content_type: str) -> None:
+    service = Early()
+    rpc = ASGIApp(package="test.v1")
+    rpc.mount(service)
+    recorder = Recorder(connect_request(upTo=1))
+    original_send = recorder.send
+
+    async def watching_send(message: ASGIMessage) -> None:
+        await original_send(message)
+        if message["type"] == "http.response.start":
+            service.seen.set()
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/test.v1.Early/Early",
+        "headers": [(b"content-type", content_type.encode()), (b"te", b"trailers")],
+        "extensions": {"http.response.trailers": {}},
+    }
+    with anyio.fail_after(10):
+        await rpc(scope, recorder.receive, watching_send)
+    start = recorder.sent[0]
+    assert start["type"] == "http.response.start"
+    assert (b"x-early", b"yes") in start["headers"]
+    messages = [f for body in recorder.bodies for f in frames(body) if f[0] == 0]
+    assert [json.loads(data)["value"] for _, data in messages] == [1]
+
+
+async def test_send_headers_in_a_unary_handler_does_nothing() -> None:
+    class Unary:
+        async def once(self, request: Count, context: Context) -> Item:
+            await context.send_headers()
+            return Item(value=request.up_to)
+
+    rpc = ASGIApp(package="test.v1")
+    rpc.mount(Unary())
+    recorder = Recorder(b'{"upTo": 7}')
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/test.v1.Unary/Once",
+        "headers": [(b"content-type", b"application/json")],
+    }
+    with anyio.fail_after(10):
+        await rpc(scope, recorder.receive, recorder.send)
+    assert recorder.sent[0]["status"] == 200
+    assert json.loads(recorder.bodies[0])["value"] == 7

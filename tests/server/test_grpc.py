@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import grpc
 import httpx
 import pytest
@@ -50,6 +51,7 @@ class Probe:
     def __init__(self) -> None:
         self.cancelled = threading.Event()
         self.stream_closed = threading.Event()
+        self.metadata_seen = threading.Event()
         self.clients: set[object] = set()
 
 
@@ -105,6 +107,14 @@ class EchoService:
                 await anyio.sleep(0.05)
         finally:
             probe.stream_closed.set()
+
+    async def early(self, request: Int64Value, ctx: Context) -> AsyncIterator[Int64Value]:
+        ctx.response_headers["x-early"] = "yes"
+        await ctx.send_headers()
+        # The first message waits until the client has read the initial metadata.
+        if not await anyio.to_thread.run_sync(probe.metadata_seen.wait, 5):
+            raise ConnectError(Code.FAILED_PRECONDITION, "the client never saw the headers")
+        yield Int64Value(value=request.value)
 
     async def sum(self, requests: AsyncIterator[Int64Value]) -> Int64Value:
         total = 0
@@ -179,6 +189,20 @@ def test_server_stream(channel: grpc.Channel) -> None:
 def test_server_stream_without_messages(channel: grpc.Channel) -> None:
     call = server_stream(channel)(Int64Value(value=0), timeout=CALL_TIMEOUT)
     assert list(call) == []
+    assert call.code() is grpc.StatusCode.OK
+
+
+def test_initial_metadata_before_the_first_message(channel: grpc.Channel) -> None:
+    probe.metadata_seen.clear()
+    early = channel.unary_stream(
+        _path("Early"),
+        request_serializer=Int64Value.SerializeToString,
+        response_deserializer=Int64Value.FromString,
+    )
+    call = early(Int64Value(value=7), timeout=CALL_TIMEOUT)
+    assert dict(call.initial_metadata())["x-early"] == "yes"  # no message has been sent yet
+    probe.metadata_seen.set()
+    assert [m.value for m in call] == [7]
     assert call.code() is grpc.StatusCode.OK
 
 
