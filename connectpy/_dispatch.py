@@ -13,7 +13,7 @@ import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.to_thread
@@ -76,7 +76,7 @@ async def _run_server_stream(endpoint: Endpoint, call: ServerCall, request: Http
         call.context.set_header_sender(writer.send_headers)
         error = await _run_guarded(endpoint, call, _serve_server_stream, writer.start, writer)
         if error is not _GONE:
-            await _finish(call, error, writer)
+            await _finish(call, error, writer, watcher)
         watcher.call_over = True
         if watcher.started:
             _let_tasks_end(task_group.cancel_scope, error)
@@ -136,7 +136,7 @@ async def _run_client_stream(endpoint: Endpoint, call: ServerCall, request: Http
                     # Bounded: a full-duplex client may hold its side open for our answer.
                     with anyio.move_on_after(_BODY_GRACE_SECONDS):
                         await pump.body_complete.wait()
-                await _finish(call, error, writer)
+                await _finish(call, error, writer, pump)
             pump.call_over = True
             _let_tasks_end(task_group.cancel_scope, error)
     finally:
@@ -189,14 +189,28 @@ async def _run_guarded(
 
 
 async def _finish(
-    call: ServerCall, error: ConnectError | None, writer: StreamWriter | None = None
+    call: ServerCall,
+    error: ConnectError | None,
+    writer: StreamWriter | None = None,
+    watch: _CallWatch | None = None,
 ) -> None:
     try:
         if writer is not None:
             await writer.close()  # what it has not sent yet goes with the status
+        if watch is not None:
+            # The server may report the client gone while the status is being sent (trio's
+            # Hypercorn does, once the last body message is written): the call is over by
+            # then, so that must not cancel the send.
+            watch.call_over = True
         await call.finish(error)
     except (OSError, Disconnected):  # the client went away before the status
         return
+
+
+class _CallWatch(Protocol):
+    """A helper task that cancels the call when the client goes away, until ``call_over``."""
+
+    call_over: bool
 
 
 async def _serve_unary(

@@ -1,9 +1,11 @@
-"""A finished streaming call returns at once on a real Hypercorn.
+"""A finished streaming call returns at once on a real Hypercorn, asyncio and trio workers.
 
 Its helper tasks (the disconnect watcher, the body pump, the writer) are not cancelled when
 the call ends: they end when the server answers ``receive()`` with ``http.disconnect`` once
 the response is complete, as ASGI servers do. A one-second deadline catches a server that
-would not; these tests fail if Hypercorn ever needed it.
+would not; these tests fail if Hypercorn ever needed it. They also fail if the last response
+message's ``send`` does not return normally: trio's Hypercorn reports the disconnect while
+that send is still in progress, which once made the watcher cancel it.
 """
 
 from __future__ import annotations
@@ -13,13 +15,18 @@ import struct
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, MutableMapping
+from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import anyio
 import httpx
+import hypercorn.trio
 import pytest
+import trio
 
 from connectpy import ASGIApp, Message
+from connectpy._hypercorn import bind_socket, hypercorn_config
 from connectpy.testing import RunningServer, serve_in_thread
 
 
@@ -69,9 +76,35 @@ rpc.mount(Service())
 timed = TimedApp(rpc)
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[RunningServer]:
-    with serve_in_thread(timed) as running:
+@contextmanager
+def serve_on_trio(app: TimedApp) -> Iterator[RunningServer]:
+    """Hypercorn's trio worker (``connectpy serve --worker-class trio``) in a thread."""
+    sock = bind_socket("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    config = hypercorn_config(sock=sock)
+    sock.detach()
+    stop = threading.Event()
+
+    async def until_stopped() -> None:
+        await trio.to_thread.run_sync(stop.wait)
+
+    def run() -> None:
+        serve = partial(hypercorn.trio.serve, app, config, shutdown_trigger=until_stopped)  # type: ignore[arg-type]
+        trio.run(serve)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield RunningServer("127.0.0.1", port, False)
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+@pytest.fixture(scope="module", params=["asyncio", "trio"])
+def server(request: pytest.FixtureRequest) -> Iterator[RunningServer]:
+    serve = serve_in_thread if request.param == "asyncio" else serve_on_trio
+    with serve(timed) as running:
         yield running
 
 
