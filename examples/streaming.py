@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import anyio
 
-from connectpy import ASGIApp, Code, ConnectError, Message
+from connectpy import ASGIApp, Code, ConnectError, Context, Message
 
 
 class CountRequest(Message):
@@ -38,6 +38,17 @@ class StreamService:
         for n in range(1, request.up_to + 1):
             yield Tick(n=n)
             await anyio.sleep(request.delay_ms / 1000)
+
+    async def count_later(self, request: CountRequest, context: Context) -> AsyncIterator[Tick]:
+        """Server streaming that waits before each message: the headers go out at once, so the
+        client knows the call was accepted before anything happens."""
+        if request.up_to > 1000:
+            raise ConnectError(Code.INVALID_ARGUMENT, "up_to must be at most 1000")
+        context.response_headers["x-count-to"] = str(request.up_to)
+        await context.send_headers()
+        for n in range(1, request.up_to + 1):
+            await anyio.sleep(request.delay_ms / 1000)
+            yield Tick(n=n)
 
     async def collect(self, notes: AsyncIterator[Note]) -> Summary:
         """Client streaming: read every message, answer once."""

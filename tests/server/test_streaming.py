@@ -141,6 +141,19 @@ def test_first_message_arrives_before_the_delay(client: httpx.Client) -> None:
         assert parse_envelopes(first[:17]) == [(0, {"n": 1})]
 
 
+def test_headers_arrive_before_a_delayed_first_message(client: httpx.Client) -> None:
+    started = time.monotonic()
+    with client.stream(
+        "POST",
+        "/streaming.v1.StreamService/CountLater",
+        content=envelope({"upTo": 1, "delayMs": 1500}),
+        headers=JSON_STREAM,
+    ) as response:
+        assert time.monotonic() - started < 1.0, "the headers waited for the first message"
+        assert response.headers["x-count-to"] == "1"
+        assert parse_envelopes(response.read()) == [(0, {"n": 1}), (2, {})]
+
+
 @pytest.mark.parametrize("http2", [False, True], ids=["http1", "h2c"])
 def test_error_after_messages_carries_metadata(test_server: RunningServer, http2: bool) -> None:
     with httpx.Client(base_url=test_server.url, http1=not http2, http2=http2) as c:
