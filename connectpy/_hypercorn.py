@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from hypercorn.config import Config
 
+from . import _h2_backpressure
+
 __all__ = [
     "TLSFiles",
     "bind_socket",
@@ -17,6 +19,8 @@ __all__ = [
     "is_shutdown_noise",
     "quiet_shutdown_noise",
 ]
+
+_h2_backpressure.apply()
 
 # Hypercorn closes a connection after 1000 requests (its HTTP/2 Rapid Reset mitigation) and,
 # on HTTP/2, silently drops every call still in flight when it does: a gRPC channel that
