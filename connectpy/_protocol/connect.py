@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncGenerator
 from typing import Any
 
 from .. import _compression
-from .._asgi import HttpRequest, drain_body, read_body, send_plain
+from .._asgi import HttpRequest, read_body, send_plain
 from .._compression import IDENTITY
 from .._deadline import parse_connect_timeout
 from .._envelope import FLAG_COMPRESSED, FLAG_END_STREAM, encode_envelope
@@ -21,6 +20,7 @@ from ..context import Context
 from ..errors import ConnectError
 from .base import ServerCall
 from .enveloped import EnvelopedCall
+from .single import SingleResponseCall
 
 __all__ = [
     "CONNECT_GET",
@@ -115,7 +115,7 @@ def _new_context(request: HttpRequest, method: MethodInfo) -> Context:
     )
 
 
-class _UnaryCall:
+class _UnaryCall(SingleResponseCall):
     """A Connect unary call: one bare message each way, errors as JSON with an HTTP status."""
 
     def __init__(self, request: HttpRequest, method: MethodInfo, read_max_bytes: int) -> None:
@@ -145,29 +145,9 @@ class _UnaryCall:
             return body
         return compression.decompress(body, self.read_max_bytes)
 
-    async def messages(self) -> AsyncGenerator[bytes, None]:
-        yield await self.read_single()
-
-    async def drain(self) -> None:
-        return None
-
-    def send_message(self, data: bytes) -> None:
-        self._response = data
-
-    pending = 0
-    """The one response message is held for ``finish``, never flushed."""
-    headers_sent = False
-    """Until ``finish``, which sends them with the message."""
-
-    async def flush(self) -> None:
-        return None
-
     async def finish(self, error: ConnectError | None) -> None:
         if not self._body_read:
-            # Answering before the body is read makes Hypercorn drop the connection (HTTP/1.1)
-            # or crash it when the late DATA frames arrive (HTTP/2): read it first.
-            self._body_read = True
-            await drain_body(self.request.receive)
+            await self._drain_unread_body()
         headers = _response_headers(self.context)
         body = self._response
         if error is not None or body is None:

@@ -13,7 +13,7 @@ Spec: https://github.com/googleapis/googleapis/blob/master/google/api/http.proto
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote
 
@@ -29,6 +29,7 @@ from ..code import Code
 from ..context import Context
 from ..errors import ConnectError
 from .connect import COMPRESS_MIN_BYTES, connect_error_json, connect_http_status
+from .single import SingleResponseCall
 
 __all__ = ["RestRouter"]
 
@@ -126,7 +127,7 @@ async def _send_error(
     await send_plain(request.send, status, headers, connect_error_json(error))
 
 
-class _RestCall:
+class _RestCall(SingleResponseCall):
     """One transcoded unary call: the request built from URL and body, JSON both ways."""
 
     codec = "json"
@@ -163,9 +164,6 @@ class _RestCall:
             request.header(b"accept-encoding"), IDENTITY
         )
 
-    async def messages(self) -> AsyncGenerator[bytes, None]:
-        yield await self.read_single()
-
     async def read_single(self) -> bytes:
         self._body_read = True
         body = await read_body(self.request.receive, self.read_max_bytes)
@@ -177,26 +175,9 @@ class _RestCall:
         )
         return self._transcoder.request(self._values, query, body)
 
-    async def drain(self) -> None:
-        return None
-
-    def send_message(self, data: bytes) -> None:
-        self._response = data
-
-    pending = 0
-    """The one response message is held for ``finish``, never flushed."""
-    headers_sent = False
-    """Until ``finish``, which sends them with the message."""
-
-    async def flush(self) -> None:
-        return None
-
     async def finish(self, error: ConnectError | None) -> None:
         if not self._body_read:
-            # Answering before the body is read makes Hypercorn drop the connection (HTTP/1.1)
-            # or crash it when the late DATA frames arrive (HTTP/2): read it first.
-            self._body_read = True
-            await drain_body(self.request.receive)
+            await self._drain_unread_body()
         headers = list(self.context.response_header_pairs())
         headers += [(b"trailer-" + k, v) for k, v in self.context.response_trailer_pairs()]
         if error is not None or self._response is None:
