@@ -184,7 +184,7 @@ class BodyPump:
         self.overflowed = False
         self.body_complete = anyio.Event()
         self.call_over = False
-        """Set once the call has sent its status: a disconnect then cancels nothing."""
+        """Set once the call is sending its status: a disconnect then cancels nothing."""
 
     async def run(self, on_disconnect: anyio.CancelScope) -> None:
         """Pump until the client disconnects, then cancel ``on_disconnect``."""

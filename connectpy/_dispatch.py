@@ -77,7 +77,6 @@ async def _run_server_stream(endpoint: Endpoint, call: ServerCall, request: Http
         error = await _run_guarded(endpoint, call, _serve_server_stream, writer.start, writer)
         if error is not _GONE:
             await _finish(call, error, writer, watcher)
-        watcher.call_over = True
         if watcher.started:
             _let_tasks_end(task_group.cancel_scope, error)
 
@@ -137,7 +136,6 @@ async def _run_client_stream(endpoint: Endpoint, call: ServerCall, request: Http
                     with anyio.move_on_after(_BODY_GRACE_SECONDS):
                         await pump.body_complete.wait()
                 await _finish(call, error, writer, pump)
-            pump.call_over = True
             _let_tasks_end(task_group.cancel_scope, error)
     finally:
         pump.close()

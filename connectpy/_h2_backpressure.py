@@ -29,7 +29,7 @@ def apply() -> bool:
     except ImportError:  # pragma: no cover - Hypercorn is a dependency
         return False
     pop: Callable[[Any, int], Awaitable[bytes]] | None = getattr(StreamBuffer, "pop", None)
-    if pop is None or not hasattr(StreamBuffer, "__init__"):
+    if pop is None:
         return False
     if getattr(pop, _MARK, False):
         return True

@@ -85,9 +85,8 @@ class StreamWriter:
         """
         if not self._running:
             self.start()
-        elif self._wake is not None:
-            self._wake.set()
-            self._wake = None
+        elif self._wake is not None:  # checked here: this runs once a message
+            self._wake_parked()
         return self._call.pending >= HIGH_WATER or self.error is not None
 
     async def wait_for_room(self) -> None:
@@ -114,9 +113,8 @@ class StreamWriter:
         out = self._headers_out = self._headers_out or anyio.Event()
         if not self._running:
             self.start()
-        elif self._wake is not None:
-            self._wake.set()
-            self._wake = None
+        else:
+            self._wake_parked()
         await out.wait()
         if self.error is not None:
             raise self.error
@@ -131,9 +129,8 @@ class StreamWriter:
         if self._busy:
             idle = self._idle = anyio.Event()
             await idle.wait()
-        elif self._wake is not None:
-            self._wake.set()  # let the parked writer see it is closed, and end
-            self._wake = None
+        else:
+            self._wake_parked()  # to see that it is closed, and end
         if self.error is not None:
             raise self.error
 
@@ -159,6 +156,12 @@ class StreamWriter:
         finally:
             self._busy = False
             self._release()
+
+    def _wake_parked(self) -> None:
+        """Wake the writer if it waits for something to send."""
+        if self._wake is not None:
+            self._wake.set()
+            self._wake = None
 
     def _release(self) -> None:
         for event in (self._room, self._idle, self._headers_out):
