@@ -107,10 +107,9 @@ class Recorder:
         return [m["body"] for m in self.sent if m["type"] == "http.response.body"]
 
 
-async def call(
-    content_type: str, body: bytes, send_delay: float = 0.0, path: str = "/test.v1.Items/Items"
-) -> Recorder:
-    scope = {
+def scope_for(path: str, content_type: str) -> ASGIMessage:
+    """An HTTP/2 POST on a server that can send trailers, as Hypercorn gives it."""
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "2",
@@ -123,6 +122,12 @@ async def call(
         "headers": [(b"content-type", content_type.encode()), (b"te", b"trailers")],
         "extensions": {"http.response.trailers": {}},
     }
+
+
+async def call(
+    content_type: str, body: bytes, send_delay: float = 0.0, path: str = "/test.v1.Items/Items"
+) -> Recorder:
+    scope = scope_for(path, content_type)
     recorder = Recorder(body, send_delay)
     with anyio.fail_after(10):
         await app()(scope, recorder.receive, recorder.send)
@@ -196,12 +201,7 @@ async def test_a_client_that_goes_away_mid_stream_ends_the_call_quietly() -> Non
 
     scope_app = app()
     recorder = Gone(connect_request(upTo=5, pause=0.01))
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": "/test.v1.Items/Items",
-        "headers": [(b"content-type", b"application/connect+json")],
-    }
+    scope = scope_for("/test.v1.Items/Items", "application/connect+json")
     with anyio.fail_after(10):
         await scope_app(scope, recorder.receive, recorder.send)  # no exception escapes
     assert [m["type"] for m in recorder.sent] == ["http.response.start"]
@@ -227,12 +227,7 @@ async def test_a_sync_generator_that_blocks_has_its_message_sent_before_it_resum
             sent_at.append(time.monotonic())
         await original_send(message)
 
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": SYNC,
-        "headers": [(b"content-type", b"application/connect+json")],
-    }
+    scope = scope_for(SYNC, "application/connect+json")
     started = time.monotonic()
     with anyio.fail_after(10):
         await app()(scope, recorder.receive, timed_send)
@@ -278,13 +273,7 @@ async def test_send_headers_puts_them_out_before_any_message(content_type: str) 
         if message["type"] == "http.response.start":
             service.seen.set()
 
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": "/test.v1.Early/Early",
-        "headers": [(b"content-type", content_type.encode()), (b"te", b"trailers")],
-        "extensions": {"http.response.trailers": {}},
-    }
+    scope = scope_for("/test.v1.Early/Early", content_type)
     with anyio.fail_after(10):
         await rpc(scope, recorder.receive, watching_send)
     start = recorder.sent[0]
@@ -303,12 +292,7 @@ async def test_send_headers_in_a_unary_handler_does_nothing() -> None:
     rpc = ASGIApp(package="test.v1")
     rpc.mount(Unary())
     recorder = Recorder(b'{"upTo": 7}')
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": "/test.v1.Unary/Once",
-        "headers": [(b"content-type", b"application/json")],
-    }
+    scope = scope_for("/test.v1.Unary/Once", "application/json")
     with anyio.fail_after(10):
         await rpc(scope, recorder.receive, recorder.send)
     assert recorder.sent[0]["status"] == 200
