@@ -15,7 +15,15 @@ from connectpy import ASGIApp, Code, ConnectError, Message
 
 from .common import BOOK, BOOKS, PACKAGE, STREAM_COUNT, book_proto, envelope
 
-__all__ = ["Book", "BookService", "GetBookRequest", "ListBooksRequest", "connectpy_app", "raw_app"]
+__all__ = [
+    "Book",
+    "BookService",
+    "GetBookRequest",
+    "ListBooksRequest",
+    "connectpy_app",
+    "raw_app",
+    "read_request",
+]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -94,17 +102,9 @@ async def raw_app(scope: Scope, receive: Receive, send: Send) -> None:
         return
     if scope["type"] != "http":
         return
-    more = True
-    while more:
-        message = await receive()
-        if message["type"] != "http.request":
-            return
-        more = message.get("more_body", False)
-    content_type = b""
-    for name, value in scope["headers"]:
-        if name == b"content-type":
-            content_type = value
-            break
+    content_type = await read_request(scope, receive)
+    if content_type is None:
+        return
     unary = _UNARY.get(content_type)
     if unary is not None:
         await send({"type": "http.response.start", "status": 200, "headers": unary[0]})
@@ -126,6 +126,21 @@ async def raw_app(scope: Scope, receive: Receive, send: Send) -> None:
     else:
         await send({"type": "http.response.start", "status": 415, "headers": []})
         await send({"type": "http.response.body", "body": b""})
+
+
+async def read_request(scope: Scope, receive: Receive) -> bytes | None:
+    """Read the whole body and return the content type, or None if the client went away:
+    all the floor apps do with a request."""
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        more = message.get("more_body", False)
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return bytes(value)
+    return b""
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
+from .apps import read_request
 from .common import BOOK, book_proto
 
 __all__ = ["PATCHES", "apply", "optimised_app", "raw_chunked_app"]
@@ -40,17 +41,9 @@ async def raw_chunked_app(scope: Any, receive: Any, send: Any) -> None:
     """The unary floor without ``content-length``: what chunked HTTP/1.1 costs a server."""
     if scope["type"] != "http":
         return
-    more = True
-    while more:
-        message = await receive()
-        if message["type"] != "http.request":
-            return
-        more = message.get("more_body", False)
-    content_type = b""
-    for name, value in scope["headers"]:
-        if name == b"content-type":
-            content_type = value
-            break
+    content_type = await read_request(scope, receive)
+    if content_type is None:
+        return
     body = _CHUNKED.get(content_type)
     headers = [(b"content-type", content_type)]
     await send({"type": "http.response.start", "status": 200 if body else 415, "headers": headers})
