@@ -19,6 +19,7 @@ an error.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -27,6 +28,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import IO
 
@@ -44,6 +46,17 @@ CONFIG = HERE / "config.yaml"
 SERVER = HERE / "server.py"
 
 _SUMMARY = re.compile(r"^\d+ passed, \d+ failed\s*$")
+
+DEADLINE_SECONDS = 720
+"""A whole run takes 4-7 minutes on 2 cores. A run still going after this is stuck: rather than
+let CI wait for its own limit, dump the servers' requests in flight and asyncio tasks (SIGUSR1,
+see server.py), stop it, and run the suite once more. Override with ``CONFORMANCE_DEADLINE``.
+
+Why once more: the runner (v1.0.5) deadlocks for good when its in-process client reports no
+result for 20 s while it is itself blocked handing the client more tests
+(``clientProcessRunner.consumeOutput`` gives up, then waits on the send lock that the blocked
+``sendRequest`` holds). A machine stalled for that long is enough. The dump shows whether a
+server was stuck instead; a second overstay fails the run."""
 
 
 def _show(path: Path) -> str:
@@ -181,7 +194,8 @@ class _Tee:
         source.close()
 
 
-def run_runner(runner_args: list[str]) -> int:
+def run_runner(runner_args: list[str]) -> tuple[int, bool]:
+    """Run the runner once; its exit code, and whether it overstayed the deadline."""
     command = [
         str(RUNNER),
         "--mode",
@@ -210,8 +224,12 @@ def run_runner(runner_args: list[str]) -> int:
         proc.send_signal(signum)
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    deadline = float(os.environ.get("CONFORMANCE_DEADLINE", DEADLINE_SECONDS))
+    overstayed = False
     try:
-        code = proc.wait()
+        code = proc.wait(timeout=deadline)
+    except subprocess.TimeoutExpired:
+        code, overstayed = stop_stuck_runner(proc, deadline), True
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -225,7 +243,34 @@ def run_runner(runner_args: list[str]) -> int:
         elif tee.last_line != tee.summary:
             # Keep the verdict as the last line, after anything printed following it.
             print(tee.summary, flush=True)
-    return code
+    return code, overstayed
+
+
+def child_pids(pid: int) -> list[int]:
+    """The direct children of ``pid`` (Linux ``/proc``; empty elsewhere)."""
+    pids: list[int] = []
+    # Each thread lists the children it started, and Go starts them from any of its threads.
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            pids += [int(child) for child in children.read_text().split()]
+    return sorted(pids)
+
+
+def stop_stuck_runner(proc: subprocess.Popen[bytes], deadline: float) -> int:
+    """Dump what the servers under test are waiting on, then stop the runner; returns 1."""
+    servers = child_pids(proc.pid)
+    log(f"ERROR: no verdict after {deadline:.0f} s; asyncio tasks of servers {servers} follow")
+    for pid in servers:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGUSR1)
+    time.sleep(3)  # let the dumps reach stderr through the runner
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    return 1
 
 
 def main(argv: list[str]) -> int:
@@ -246,7 +291,11 @@ def main(argv: list[str]) -> int:
         return 0
     if argv[:1] == ["--"]:
         argv = argv[1:]
-    return run_runner(argv)
+    code, overstayed = run_runner(argv)
+    if overstayed:
+        log("ERROR: the run above got stuck (dump above); running the whole suite once more")
+        code, _ = run_runner(argv)
+    return code
 
 
 if __name__ == "__main__":

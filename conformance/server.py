@@ -7,7 +7,8 @@ when TLS is used) to stdout; then serve until SIGTERM. Nothing may be written to
 response (nobody reads it any more), so stdout is redirected to stderr.
 
 Set ``CONFORMANCE_LOG_CASES=1`` to log each test case name to stderr; send SIGUSR1 to print the
-stacks of all asyncio tasks to stderr.
+requests in flight and the stacks of all asyncio tasks to stderr (``run.py`` does when a run
+overstays its deadline).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import ssl
 import struct
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -43,6 +45,7 @@ from conformance.service import PACKAGE, ConformanceService  # noqa: E402
 from connectpy import ASGIApp  # noqa: E402
 
 HOST = "127.0.0.1"
+_LOG_CASES = os.environ.get("CONFORMANCE_LOG_CASES", "") not in ("", "0")
 _PR_SET_PDEATHSIG = 1
 
 
@@ -112,10 +115,68 @@ def _quiet_shutdown_cancellations(loop: asyncio.AbstractEventLoop, context: dict
     loop.default_exception_handler(context)
 
 
+class InFlight:
+    """ASGI middleware remembering each unfinished HTTP request, for the SIGUSR1 dump.
+
+    Shows which test cases a stuck server still holds, and how far each response got.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.requests: dict[int, list[str]] = {}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        name = headers.get(b"x-test-case-name", b"?").decode("latin-1")
+        state = [f"{scope['http_version']} {scope['path']} {name}", "request"]
+        key = id(state)
+        self.requests[key] = state
+
+        async def tracking_receive() -> Any:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                state[1] = "disconnected"
+            elif not message.get("more_body", False):
+                state[1] = "body read"
+            return message
+
+        async def tracking_send(message: Any) -> None:
+            await send(message)
+            if message["type"] == "http.response.start":
+                state.append(f"status {message['status']}")
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                state.append("body sent")
+            elif message["type"] == "http.response.trailers" and not message.get("more_trailers"):
+                state.append("trailers sent")
+
+        started = time.time()
+        if _LOG_CASES:
+            print(f"{started:.3f} case start: {state[0]}", file=sys.stderr, flush=True)
+        try:
+            await self.app(scope, tracking_receive, tracking_send)
+        finally:
+            del self.requests[key]
+            if _LOG_CASES:
+                took = time.time() - started
+                print(
+                    f"{time.time():.3f} case end ({took:.3f} s): " + " | ".join(state),
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+    def describe(self) -> list[str]:
+        lines = [f"---- {len(self.requests)} requests in flight (pid {os.getpid()}) ----"]
+        return lines + ["  " + " | ".join(state) for state in self.requests.values()]
+
+
 async def serve(request: Any) -> None:
     asyncio.get_running_loop().set_exception_handler(_quiet_shutdown_cancellations)
     app = ASGIApp(read_max_bytes=request.message_receive_limit)
     app.mount(ConformanceService(), package=PACKAGE)
+    tracked = InFlight(app)
 
     with tempfile.TemporaryDirectory(prefix="connectpy-conformance-") as tmp:
         sock = listen()
@@ -136,7 +197,9 @@ async def serve(request: Any) -> None:
                 task_status.started()
                 async for signum in sigs:
                     if signum == signal.SIGUSR1:
-                        dump_tasks()
+                        # One write per server, so that parallel servers' dumps do not interleave.
+                        lines = tracked.describe() + describe_tasks()
+                        print("\n".join(lines), file=sys.stderr, flush=True)
                         continue
                     stop.set()
                     return
@@ -144,17 +207,17 @@ async def serve(request: Any) -> None:
         async with anyio.create_task_group() as tg:
             await tg.start(wait_for_signal)
             # Hypercorn's own ASGI types are narrower than connectpy's.
-            framework = cast(Any, app)
+            framework = cast(Any, tracked)
             await hypercorn.asyncio.serve(framework, config, shutdown_trigger=stop.wait)
             tg.cancel_scope.cancel()
 
 
-def dump_tasks() -> None:
-    """Print every asyncio task's stack to stderr (on SIGUSR1: debugging a stuck server)."""
+def describe_tasks() -> list[str]:
+    """Every asyncio task's chain of awaited coroutines (to debug a stuck server)."""
     tasks = asyncio.all_tasks()
-    print(f"---- {len(tasks)} asyncio tasks (pid {os.getpid()}) ----", file=sys.stderr)
+    lines = [f"---- {len(tasks)} asyncio tasks (pid {os.getpid()}) ----"]
     for task in tasks:
-        print(f"* {task.get_name()}", file=sys.stderr)
+        lines.append(f"* {task.get_name()}")
         # Follow the chain of awaited coroutines (Task.print_stack shows only the outermost).
         awaitable: Any = task.get_coro()
         while awaitable is not None:
@@ -162,13 +225,13 @@ def dump_tasks() -> None:
             frame = frame or getattr(awaitable, "gi_frame", None)
             if frame is not None:
                 code = frame.f_code
-                print(f"    {code.co_filename}:{frame.f_lineno} in {code.co_name}", file=sys.stderr)
+                lines.append(f"    {code.co_filename}:{frame.f_lineno} in {code.co_name}")
             awaitable = (
                 getattr(awaitable, "cr_await", None)
                 or getattr(awaitable, "ag_await", None)
                 or getattr(awaitable, "gi_yieldfrom", None)
             )
-    print("---- end of tasks ----", file=sys.stderr, flush=True)
+    return [*lines, "---- end of tasks ----"]
 
 
 def exit_with_parent() -> None:

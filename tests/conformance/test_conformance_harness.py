@@ -15,7 +15,9 @@ import signal
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -62,21 +64,24 @@ def _protos() -> tuple[Any, Any]:
 
 
 class _Server:
-    def __init__(self, process: subprocess.Popen[bytes], port: int) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], port: int, stderr: Path) -> None:
         self.process = process
         self.url = f"http://127.0.0.1:{port}{SERVICE_PATH}"
+        self.stderr = stderr
 
 
 @pytest.fixture
-def server() -> Iterator[_Server]:
+def server(tmp_path: Path) -> Iterator[_Server]:
     compat, _ = _protos()
     request = compat.ServerCompatRequest(message_receive_limit=1024).SerializeToString()
-    process = subprocess.Popen(
-        [sys.executable, str(SERVER)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
+    stderr = tmp_path / "server.stderr"
+    with stderr.open("wb") as sink:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [sys.executable, str(SERVER)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=sink,
+        )
     assert process.stdin is not None
     assert process.stdout is not None
     try:
@@ -86,7 +91,7 @@ def server() -> Iterator[_Server]:
         response = compat.ServerCompatResponse.FromString(process.stdout.read(size))
         assert response.host == "127.0.0.1"
         assert not response.pem_cert
-        yield _Server(process, response.port)
+        yield _Server(process, response.port, stderr)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=5) == 0
     finally:
@@ -180,3 +185,73 @@ def test_unimplemented_is_not_served(server: _Server) -> None:
     )
     assert reply.status_code == 404  # an unknown route
     assert json.loads(reply.content)["code"] == "unimplemented"
+
+
+def test_server_dumps_requests_in_flight_on_sigusr1(server: _Server) -> None:
+    """What ``run.py`` asks of a server when a run gets stuck: which calls it still holds."""
+    _, pb = _protos()
+    request = pb.UnaryRequest()
+    request.response_definition.response_delay_ms = 2000
+    headers = {
+        "content-type": "application/proto",
+        "connect-protocol-version": "1",
+        "x-test-case-name": "Stuck/unary",
+    }
+    with httpx.Client(timeout=20) as client, ThreadPoolExecutor(1) as pool:
+        reply = pool.submit(
+            client.post, f"{server.url}/Unary", content=request.SerializeToString(), headers=headers
+        )
+        deadline = time.monotonic() + 10
+        dump = ""
+        while "Stuck/unary" not in dump and time.monotonic() < deadline:
+            server.process.send_signal(signal.SIGUSR1)
+            time.sleep(0.2)
+            dump = server.stderr.read_text()
+        assert "---- 1 requests in flight" in dump
+        assert "/Unary Stuck/unary | body read" in dump
+        assert "---- end of tasks ----" in dump
+        assert reply.result(timeout=10).status_code == 200
+
+
+_FAKE_SERVER = """
+import signal, sys, time
+def dump(signum, frame):
+    print("child dumped", file=sys.stderr, flush=True)
+    sys.exit(0)
+signal.signal(signal.SIGUSR1, dump)
+print("child ready", flush=True)
+time.sleep(60)
+"""
+
+_FAKE_RUNNER = f"""
+import subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", {_FAKE_SERVER!r}], stdout=subprocess.PIPE)
+child.stdout.readline()
+print("runner ready", flush=True)
+time.sleep(60)
+"""
+
+
+def test_run_stops_a_stuck_runner_after_the_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A runner without a verdict by the deadline: its children are asked for their dump
+    (SIGUSR1), it is stopped, and the run reports that it overstayed."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        from conformance import run
+    finally:
+        sys.path.remove(str(ROOT))
+    runner = tmp_path / "runner"
+    runner.write_text(f"#!{sys.executable}\n{_FAKE_RUNNER}")
+    runner.chmod(0o755)
+    monkeypatch.setattr(run, "RUNNER", runner)
+    monkeypatch.setenv("CONFORMANCE_DEADLINE", "3")
+    started = time.monotonic()
+    assert run.run_runner([]) == (1, True)
+    assert time.monotonic() - started < 30
+    out, err = capfd.readouterr()
+    assert "runner ready" in out
+    assert "no verdict after 3 s" in out
+    assert "child dumped" in err
+    assert "the runner exited with code 1 without a summary" in out
