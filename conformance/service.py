@@ -9,8 +9,6 @@ the app answers ``unimplemented`` for it as for any unknown route.
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
@@ -25,8 +23,6 @@ __all__ = ["PACKAGE", "ConformanceService"]
 
 PACKAGE = "connectrpc.conformance.v1"
 """The protobuf package the service is mounted under."""
-
-_LOG_CASES = os.environ.get("CONFORMANCE_LOG_CASES", "") not in ("", "0")
 
 
 def _group(pairs: Iterable[tuple[str, str]]) -> list[Any]:
@@ -59,12 +55,6 @@ def _request_info(ctx: Context, requests: Sequence[ProtoMessage]) -> Any:
     if ctx.http_method == "GET":
         info.connect_get_info.query_params.extend(_group(ctx.query_params.multi_items()))
     return info
-
-
-def _log_case(ctx: Context) -> None:
-    if _LOG_CASES:
-        name = ctx.request_headers.get("x-test-case-name", "?")
-        print(f"conformance case: {name}", file=sys.stderr, flush=True)
 
 
 def _apply_metadata(ctx: Context, definition: Any) -> None:
@@ -110,7 +100,6 @@ class ConformanceService:
     """connectrpc.conformance.v1.ConformanceService, minus ``Unimplemented``."""
 
     async def unary(self, request: pb.UnaryRequest, ctx: Context) -> pb.UnaryResponse:
-        _log_case(ctx)
         payload = await _unary_payload(ctx, _definition(request), [request])
         return pb.UnaryResponse(payload=payload)
 
@@ -118,14 +107,12 @@ class ConformanceService:
     async def idempotent_unary(
         self, request: pb.IdempotentUnaryRequest, ctx: Context
     ) -> pb.IdempotentUnaryResponse:
-        _log_case(ctx)
         payload = await _unary_payload(ctx, _definition(request), [request])
         return pb.IdempotentUnaryResponse(payload=payload)
 
     async def server_stream(
         self, request: pb.ServerStreamRequest, ctx: Context
     ) -> AsyncIterator[pb.ServerStreamResponse]:
-        _log_case(ctx)
         definition = _definition(request)
         if definition is None:
             return
@@ -145,7 +132,6 @@ class ConformanceService:
     async def client_stream(
         self, requests: AsyncIterator[pb.ClientStreamRequest], ctx: Context
     ) -> pb.ClientStreamResponse:
-        _log_case(ctx)
         received: list[ProtoMessage] = []
         definition = None
         async for request in requests:
@@ -158,7 +144,6 @@ class ConformanceService:
     async def bidi_stream(
         self, requests: AsyncIterator[pb.BidiStreamRequest], ctx: Context
     ) -> AsyncIterator[pb.BidiStreamResponse]:
-        _log_case(ctx)
         definition: Any = None
         full_duplex = False
         first = True
