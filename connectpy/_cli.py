@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from hypercorn.run import run
 from hypercorn.utils import NoAppError, load_application
 
-from ._hypercorn import TLSFiles, hypercorn_config, is_shutdown_noise, quiet_shutdown_noise
+from ._hypercorn import TLSFiles, absorb_shutdown_noise, hypercorn_config
 from ._proto_text import render_proto
 from ._schema import ProtoSchema
 from .app import ASGIApp
@@ -100,17 +100,16 @@ def _serve(args: argparse.Namespace) -> int:
         config.graceful_timeout = args.graceful_timeout
     # Hypercorn runs in this process with 0 workers; with N it spawns N and supervises them.
     config.workers = 0 if args.workers == 1 else args.workers
-    quiet_shutdown_noise()  # this process's own worker (workers are separate processes)
-    try:
-        return run(config)
-    except BaseExceptionGroup as group:
-        if not is_shutdown_noise(group):
-            raise
+    # Covers this process's own worker (with N workers, each is a process of its own).
+    with absorb_shutdown_noise() as shutdown:
+        code = run(config)
+    if shutdown.cut_off:
         sys.stderr.write(
             f"connectpy: calls still running after the {config.graceful_timeout:g} s graceful "
             "timeout were cut off (--graceful-timeout sets it)\n"
         )
         return 0
+    return code
 
 
 def _load(target: str) -> object:

@@ -6,6 +6,8 @@ import logging
 import socket
 import ssl
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from hypercorn.config import Config
@@ -13,7 +15,9 @@ from hypercorn.config import Config
 from . import _h2_backpressure
 
 __all__ = [
+    "ShutdownOutcome",
     "TLSFiles",
+    "absorb_shutdown_noise",
     "bind_socket",
     "hypercorn_config",
     "is_shutdown_noise",
@@ -114,3 +118,31 @@ def quiet_shutdown_noise() -> None:
     warnings.filterwarnings(
         "ignore", message="coroutine 'TCPServer._idle_timeout' was never awaited"
     )
+
+
+class ShutdownOutcome:
+    """How a Hypercorn run ended, as :func:`absorb_shutdown_noise` saw it."""
+
+    __slots__ = ("cut_off",)
+
+    def __init__(self) -> None:
+        self.cut_off = False
+        """Calls still running past the graceful timeout were cancelled."""
+
+
+@contextmanager
+def absorb_shutdown_noise() -> Iterator[ShutdownOutcome]:
+    """Run Hypercorn inside this: its shutdown noise is neither logged nor raised.
+
+    Hypercorn sometimes raises the cancellations of the calls it cuts off as an exception
+    group out of ``serve``/``run``; that is absorbed here and reported as ``cut_off``, for the
+    caller to say in its own way. Any other error propagates.
+    """
+    quiet_shutdown_noise()
+    outcome = ShutdownOutcome()
+    try:
+        yield outcome
+    except BaseExceptionGroup as group:
+        if not is_shutdown_noise(group):
+            raise
+        outcome.cut_off = True

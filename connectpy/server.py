@@ -11,13 +11,7 @@ import anyio
 from anyio.abc import TaskStatus
 from hypercorn.asyncio import serve
 
-from ._hypercorn import (
-    TLSFiles,
-    bind_socket,
-    hypercorn_config,
-    is_shutdown_noise,
-    quiet_shutdown_noise,
-)
+from ._hypercorn import TLSFiles, absorb_shutdown_noise, bind_socket, hypercorn_config
 from .app import DEFAULT_READ_MAX_BYTES, ASGIApp
 
 __all__ = ["AsyncIOServer", "TLSFiles"]
@@ -90,12 +84,9 @@ class AsyncIOServer:
         config = hypercorn_config(sock=sock, tls=self.tls, access_log=self.access_log)
         sock.detach()  # Hypercorn owns the descriptor now and closes it on shutdown
         task_status.started(self.port)
-        quiet_shutdown_noise()
-        try:
+        with absorb_shutdown_noise() as shutdown:
             await serve(self.app, config, shutdown_trigger=self._wait_for_stop)  # type: ignore[arg-type]
-        except BaseExceptionGroup as group:
-            if not is_shutdown_noise(group):
-                raise
+        if shutdown.cut_off:
             logger.warning(
                 "calls still running after the %g s graceful timeout were cut off",
                 config.graceful_timeout,

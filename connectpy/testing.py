@@ -12,13 +12,7 @@ import anyio.from_thread
 from hypercorn.asyncio import serve
 
 from ._asgi import ASGIApp
-from ._hypercorn import (
-    TLSFiles,
-    bind_socket,
-    hypercorn_config,
-    is_shutdown_noise,
-    quiet_shutdown_noise,
-)
+from ._hypercorn import TLSFiles, absorb_shutdown_noise, bind_socket, hypercorn_config
 
 __all__ = ["RunningServer", "serve_in_thread"]
 
@@ -54,7 +48,6 @@ def serve_in_thread(
     port = sock.getsockname()[1]
     config = hypercorn_config(sock=sock, tls=tls)
     sock.detach()  # Hypercorn owns the descriptor now and closes it on shutdown
-    quiet_shutdown_noise()
     stopped = threading.Event()
     with anyio.from_thread.start_blocking_portal() as portal:
         stop = portal.call(anyio.Event)
@@ -70,9 +63,7 @@ async def _serve_until(
     app: ASGIApp, config: object, stop: anyio.Event, done: threading.Event
 ) -> None:
     try:
-        await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
-    except BaseExceptionGroup as group:
-        if not is_shutdown_noise(group):
-            raise
+        with absorb_shutdown_noise():
+            await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
     finally:
         done.set()

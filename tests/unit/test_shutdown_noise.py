@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from connectpy._hypercorn import is_shutdown_noise, quiet_shutdown_noise
+import pytest
+
+from connectpy._hypercorn import absorb_shutdown_noise, is_shutdown_noise, quiet_shutdown_noise
 
 SHUTTING_DOWN = RuntimeError("TaskGroup <TaskGroup tasks=1 cancelling> is shutting down")
 
@@ -38,3 +40,20 @@ def test_the_asyncio_log_filter_drops_only_noise() -> None:
     assert not asyncio_logger.filter(record(asyncio.CancelledError()))
     assert asyncio_logger.filter(record(ValueError("bad")))
     assert asyncio_logger.filter(record(None))
+
+
+def test_a_run_ending_in_noise_is_absorbed_and_reported_cut_off() -> None:
+    with absorb_shutdown_noise() as shutdown:
+        raise BaseExceptionGroup("serve", [asyncio.CancelledError(), SHUTTING_DOWN])
+    assert shutdown.cut_off
+
+
+def test_a_clean_run_is_not_cut_off() -> None:
+    with absorb_shutdown_noise() as shutdown:
+        pass
+    assert not shutdown.cut_off
+
+
+def test_a_real_error_in_the_run_propagates() -> None:
+    with pytest.raises(ExceptionGroup), absorb_shutdown_noise():
+        raise ExceptionGroup("serve", [SHUTTING_DOWN, ValueError("bad")])
