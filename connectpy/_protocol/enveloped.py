@@ -91,7 +91,14 @@ class EnvelopedCall:
     async def flush(self) -> None:
         chunk = self._take()  # before any await: what is queued meanwhile waits its turn
         if not self._started:
-            await self._start_response()
+            # Shielded: a streaming call is cancelled when its client goes away, and Hypercorn
+            # sends HTTP/2 headers by encoding them, then waiting for the socket to write
+            # them with whatever else the connection had pending: cut short there, those
+            # bytes are lost and the connection's header compression goes out of step with
+            # the client's. Bounded: the wait ends when the socket writes or the connection
+            # closes. Body sends only wait for room in a buffer and may be cancelled.
+            with anyio.CancelScope(shield=True):
+                await self._start_response()
         if chunk:
             await self.request.send(
                 {"type": "http.response.body", "body": chunk, "more_body": True}

@@ -207,6 +207,54 @@ async def test_a_client_that_goes_away_mid_stream_ends_the_call_quietly() -> Non
     assert [m["type"] for m in recorder.sent] == ["http.response.start"]
 
 
+class StalledHeaders(Recorder):
+    """The server's socket is backed up, so sending the response headers waits; meanwhile
+    the client goes away (``http.disconnect``), which cancels the call."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__(body)
+        self.sending = anyio.Event()
+        self.disconnect_delivered = anyio.Event()
+        self.socket_free = anyio.Event()
+        self.interrupted = False
+
+    async def receive(self) -> ASGIMessage:
+        if self._body:
+            return self._body.pop()
+        await self.sending.wait()
+        self.disconnect_delivered.set()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: ASGIMessage) -> None:
+        if message["type"] == "http.response.start":
+            self.sending.set()
+            try:
+                await self.socket_free.wait()
+            except BaseException:
+                self.interrupted = True
+                raise
+        await super().send(message)
+
+
+async def test_a_client_leaving_never_cuts_the_headers_send_short() -> None:
+    """Headers cancelled inside Hypercorn can lose bytes of the whole HTTP/2 connection: the
+    call's cancellation waits for that send instead."""
+    recorder = StalledHeaders(connect_request(upTo=3, pause=0.05))
+    scope = scope_for("/test.v1.Items/Items", "application/connect+json")
+
+    async def free_the_socket_after_the_disconnect() -> None:
+        await recorder.disconnect_delivered.wait()
+        await anyio.sleep(0.1)  # time for the cancellation to reach the send, if it could
+        recorder.socket_free.set()
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(free_the_socket_after_the_disconnect)
+            await app()(scope, recorder.receive, recorder.send)
+    assert not recorder.interrupted
+    assert recorder.sent[0]["type"] == "http.response.start"  # the send went through
+
+
 SYNC = "/test.v1.SyncItems/SyncItems"
 
 
