@@ -7,7 +7,8 @@ Steps:
 2. locate the conformance protos in the Go module cache (``go mod download -json``) and generate
    Python code for them into ``conformance/gen`` (git-ignored) unless it is there already;
 3. run the runner in server mode against ``conformance/server.py`` with the features claimed in
-   ``conformance/config.yaml``, streaming its output, and exit with its exit code.
+   ``conformance/config.yaml``, streaming its output, and exit with its exit code. A run with
+   no verdict by :data:`DEADLINE_SECONDS` is dumped, stopped and run once more (see there).
 
 ``--prepare-only`` installs the runner and generates the code, then stops.
 Other command-line arguments go to the runner, before the ``--`` that starts the server command,
