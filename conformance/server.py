@@ -6,9 +6,9 @@ listening; write one size-delimited ``ServerCompatResponse`` (host, port, and th
 when TLS is used) to stdout; then serve until SIGTERM. Nothing may be written to stdout after the
 response (nobody reads it any more), so stdout is redirected to stderr.
 
-Set ``CONFORMANCE_LOG_CASES=1`` to log each test case name to stderr; send SIGUSR1 to print the
-requests in flight and the stacks of all asyncio tasks to stderr (``run.py`` does when a run
-overstays its deadline).
+Set ``CONFORMANCE_LOG_CASES=1`` to log each request's start and end (test case, times) to
+stderr; send SIGUSR1 to print the requests in flight and the stacks of all asyncio tasks to
+stderr (``run.py`` does when a run overstays its deadline).
 """
 
 from __future__ import annotations
