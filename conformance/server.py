@@ -199,7 +199,7 @@ async def serve(request: Any) -> None:
                     if signum == signal.SIGUSR1:
                         # One write per server, so that parallel servers' dumps do not interleave.
                         lines = tracked.describe() + describe_tasks()
-                        print("\n".join(lines), file=sys.stderr, flush=True)
+                        print("\n".join(lines) + "\n", file=sys.stderr, flush=True)
                         continue
                     stop.set()
                     return
