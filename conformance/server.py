@@ -160,9 +160,9 @@ class InFlight:
         finally:
             del self.requests[key]
             if _LOG_CASES:
-                took = time.time() - started
+                ended = time.time()
                 print(
-                    f"{time.time():.3f} case end ({took:.3f} s): " + " | ".join(state),
+                    f"{ended:.3f} case end ({ended - started:.3f} s): " + " | ".join(state),
                     file=sys.stderr,
                     flush=True,
                 )
