@@ -3,13 +3,15 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Pinned dev and lint tools (README: "Bumping the dev tools").
+DEV_CONSTRAINTS := .ci/dev-constraints.txt
 
 .PHONY: demo test lint typecheck unit conformance conformance-prepare bench bench-micro bench-profile bench-tools clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(DEV_CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --upgrade pip -c $(DEV_CONSTRAINTS)
+	$(PY) -m pip install --quiet -e '.[dev]' -c $(DEV_CONSTRAINTS)
 	touch $(STAMP)
 
 demo: $(STAMP)
