@@ -5,8 +5,8 @@ rewritten where Pydantic's JSON form differs from protobuf's: 64-bit integers ar
 strings, enums as their protobuf value names, durations as ``"1.500s"``, timestamps in UTC
 with ``Z``, float NaN and infinities as ``"NaN"``/``"Infinity"``, a union of models under its
 ``oneof`` member's name (``"petDog": {...}``). Decoding gets hooks only where Pydantic cannot
-read protobuf's form; a model without enums, durations, int ``Literal``s, unions of models or
-protobuf-class fields keeps its own validator, so the common case costs nothing extra.
+read protobuf's form; a model without enums, durations, int ``Literal``s, strict ints, unions
+of models or protobuf-class fields keeps its own validator, so the common case costs nothing extra.
 
 proto3 JSON encoders leave out fields that hold their zero value. Decoding therefore first
 validates as is and only when every error is a missing field fills in the zero values and
@@ -42,17 +42,10 @@ from ._typemap import (
     model_fields,
 )
 
-__all__ = ["INT64_AS_STRING", "JsonCodec", "duration_text", "json_codec"]
+__all__ = ["JsonCodec", "duration_text", "json_codec"]
 
 Schema = dict[str, Any]
 
-INT64_AS_STRING = False
-"""Write int64 fields as JSON strings, as the mapping prescribes for 64-bit integers.
-
-Off for now: every protobuf JSON parser reads numbers too, and switching changes what
-existing clients and tests see (``{"n": "1"}`` for ``{"n": 1}``); JavaScript clients lose
-precision above 2**53 while it is off.
-"""
 _UTC = datetime.UTC
 _MICROS = 1_000_000
 _SER_CONFIG: cs.CoreConfig = {"ser_json_inf_nan": "strings"}  # "NaN", "Infinity", "-Infinity"
@@ -73,12 +66,9 @@ class JsonCodec:
     decode: Callable[[bytes], Any]
 
 
-def json_codec(model: type[BaseModel], *, int64_as_string: bool | None = None) -> JsonCodec:
-    """The proto3 JSON codec of a model whose fields :mod:`connectpy._typemap` can map.
-
-    ``int64_as_string`` (default :data:`INT64_AS_STRING`) writes 64-bit integers as strings.
-    """
-    rewriter = _Rewriter(INT64_AS_STRING if int64_as_string is None else int64_as_string)
+def json_codec(model: type[BaseModel]) -> JsonCodec:
+    """The proto3 JSON codec of a model whose fields :mod:`connectpy._typemap` can map."""
+    rewriter = _Rewriter()
     schema = cast(cs.CoreSchema, rewriter.rewrite(cast(Schema, model.__pydantic_core_schema__)))
     # Without hooks the model's own validator reads protobuf's JSON already: keep it.
     validate_json: Callable[[bytes], Any] = model.__pydantic_validator__.validate_json
@@ -231,12 +221,23 @@ class _Rewriter:
     ``hooked`` says whether decoding needs the copy (a validation hook was added).
     """
 
-    def __init__(self, int64_as_string: bool = INT64_AS_STRING) -> None:
-        self.int64_as_string = int64_as_string
+    def __init__(self) -> None:
         self.hooked = False
         self.models: set[type] = set()
+        self.strict = False
+        """Whether the model being rewritten validates strictly (``ConfigDict(strict=True)``)."""
 
     def rewrite(self, node: Schema) -> Schema:
+        if node.get("type") != "model":
+            return self._rewrite(node)
+        outer = self.strict
+        self.strict = bool(node.get("config", {}).get("strict", False))
+        try:
+            return self._rewrite(node)
+        finally:
+            self.strict = outer
+
+    def _rewrite(self, node: Schema) -> Schema:
         node = dict(node)
         for key in _CHILDREN:
             if isinstance(node.get(key), dict):
@@ -262,11 +263,12 @@ class _Rewriter:
         # A serializer the user attached (PlainSerializer, model_serializer) is kept.
         kind, ser = node["type"], node.setdefault
         if kind == "int":
-            if self.int64_as_string:
-                ser("serialization", cs.to_string_ser_schema(when_used="json"))
+            # int64: a decimal string, which JavaScript clients read without losing precision.
+            ser("serialization", cs.to_string_ser_schema(when_used="json"))
+            if node.get("strict", self.strict):  # lax validation reads the string form itself
+                return self._hook(_read_int_text, node)
         elif kind == "literal" and all(type(v) is int for v in node["expected"]):
-            if self.int64_as_string:
-                ser("serialization", cs.to_string_ser_schema(when_used="json"))
+            ser("serialization", cs.to_string_ser_schema(when_used="json"))
             return self._hook(_read_int_text, node)
         elif kind == "enum":
             read, write = _enum_hooks(node["cls"])

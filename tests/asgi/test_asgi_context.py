@@ -87,7 +87,7 @@ async def test_request_headers_and_call_facts(app: ASGIApp) -> None:
         "procedure": "/ctx.v1.ContextService/Inspect",
         "protocol": "connect",
         "httpMethod": "POST",
-        "timeoutMs": -1,
+        "timeoutMs": "-1",
         "hasDeadline": False,
         "remainingOk": True,
         "queryEncoding": "",
@@ -103,7 +103,7 @@ async def test_timeout_is_visible(app: ASGIApp) -> None:
         )
     assert response.status_code == 200
     body = response.json()
-    assert body["timeoutMs"] == 5000
+    assert body["timeoutMs"] == "5000"
     assert body["hasDeadline"] is True
     assert body["remainingOk"] is True
 

@@ -152,7 +152,7 @@ async def test_json_accepts_camel_and_snake_names(
         response = await client.post("/Probe/EchoNamed", json=payload)
     assert response.status_code == 200
     # Responses always use the lowerCamelCase JSON names.
-    assert response.json() == {"displayName": "Dune", "pageCount": 412, "isPublished": True}
+    assert response.json() == {"displayName": "Dune", "pageCount": "412", "isPublished": True}
 
 
 async def test_json_ignores_unknown_fields(probe_app: ASGIApp) -> None:
@@ -188,13 +188,12 @@ async def test_int64_accepted_as_number(probe_app: ASGIApp) -> None:
     assert int(response.json()["bigValue"]) == 2**63 - 1
 
 
-async def test_int64_is_written_as_a_number(probe_app: ASGIApp) -> None:
-    # Documented choice (docs/types.md): proto3 JSON parsers accept int64 as a number or a
-    # string; Pydantic users reading with curl expect numbers, so numbers are written.
+async def test_int64_is_written_as_a_string(probe_app: ASGIApp) -> None:
+    # The proto3 JSON mapping: a JavaScript client would read 2**53 + 1 as 2**53.
     async with client_for(probe_app) as client:
-        response = await client.post("/Probe/EchoNumbers", json={"bigValue": str(2**63 - 1)})
+        response = await client.post("/Probe/EchoNumbers", json={"bigValue": 2**53 + 1})
     assert response.status_code == 200
-    assert b'"bigValue":9223372036854775807' in response.content
+    assert b'"bigValue":"9007199254740993"' in response.content
 
 
 async def test_handler_may_return_a_dict(probe_app: ASGIApp) -> None:
@@ -275,7 +274,7 @@ async def test_missing_required_field_is_its_zero_value(probe_app: ASGIApp) -> N
     async with client_for(probe_app) as client:
         response = await client.post("/Probe/EchoNamed", json={"pageCount": 3})
     assert response.status_code == 200
-    assert response.json() == {"displayName": "", "pageCount": 3, "isPublished": False}
+    assert response.json() == {"displayName": "", "pageCount": "3", "isPublished": False}
 
 
 async def test_invalid_field_names_it(probe_app: ASGIApp) -> None:

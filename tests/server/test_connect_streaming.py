@@ -136,7 +136,7 @@ def test_server_stream_arrives_while_the_handler_runs(client: httpx.Client, prot
     finally:
         ACKS.pop(token)
     messages, end = split(reader.frames)
-    assert messages == [{"n": 1}, {"n": 2}, {"n": 3}]
+    assert messages == [{"n": "1"}, {"n": "2"}, {"n": "3"}]
     assert end == {"metadata": {"x-count": ["3"]}}
     assert reader.buffer == b""
 
@@ -147,7 +147,7 @@ def test_server_stream_error_in_end_frame(client: httpx.Client) -> None:
     reader = FrameReader()
     reader.feed(response.content)
     messages, end = split(reader.frames)
-    assert messages == [{"n": 1}, {"n": 2}]
+    assert messages == [{"n": "1"}, {"n": "2"}]
     assert end == {
         "error": {
             "code": "aborted",
@@ -160,7 +160,7 @@ def test_server_stream_error_in_end_frame(client: httpx.Client) -> None:
     again = call(client, "Ticks", envelope({"count": 1}))
     reader = FrameReader()
     reader.feed(again.content)
-    assert split(reader.frames) == ([{"n": 1}], {"metadata": {"x-count": ["1"]}})
+    assert split(reader.frames) == ([{"n": "1"}], {"metadata": {"x-count": ["1"]}})
 
 
 def test_client_stream_with_body_in_pieces(client: httpx.Client, protocol: str) -> None:
@@ -176,7 +176,7 @@ def test_client_stream_with_body_in_pieces(client: httpx.Client, protocol: str) 
     assert response.http_version == HTTP_VERSIONS[protocol]
     reader = FrameReader()
     reader.feed(response.content)
-    assert split(reader.frames) == ([{"n": 10}], {})
+    assert split(reader.frames) == ([{"n": "10"}], {})
 
 
 def test_bidi_half_duplex(client: httpx.Client) -> None:
@@ -184,7 +184,7 @@ def test_bidi_half_duplex(client: httpx.Client) -> None:
     assert response.status_code == 200
     reader = FrameReader()
     reader.feed(response.content)
-    assert split(reader.frames) == ([{"n": 2}, {"n": 10}, {"n": 14}], {})
+    assert split(reader.frames) == ([{"n": "2"}, {"n": "10"}, {"n": "14"}], {})
 
 
 def test_bad_stream_then_good(client: httpx.Client) -> None:
@@ -199,4 +199,4 @@ def test_bad_stream_then_good(client: httpx.Client) -> None:
     ok = call(client, "Ticks", envelope({"count": 2}))
     reader = FrameReader()
     reader.feed(ok.content)
-    assert split(reader.frames)[0] == [{"n": 1}, {"n": 2}]
+    assert split(reader.frames)[0] == [{"n": "1"}, {"n": "2"}]

@@ -122,5 +122,7 @@ def test_a_slow_reader_gets_every_message(server: RunningServer) -> None:
         flags, length = struct.unpack_from(">BI", received, offset)
         frames.append((flags, bytes(received[offset + 5 : offset + 5 + length])))
         offset += 5 + length
-    assert [json.loads(data)["index"] for flags, data in frames if flags == 0] == list(range(count))
+    assert [int(json.loads(data)["index"]) for flags, data in frames if flags == 0] == list(
+        range(count)
+    )
     assert frames[-1] == (0x02, b"{}")
