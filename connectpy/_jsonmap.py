@@ -6,11 +6,13 @@ strings, enums as their protobuf value names, durations as ``"1.500s"``, timesta
 with ``Z``, float NaN and infinities as ``"NaN"``/``"Infinity"``, a union of models under its
 ``oneof`` member's name (``"petDog": {...}``). Decoding gets hooks only where Pydantic cannot
 read protobuf's form; a model without enums, durations, int ``Literal``s, strict ints, unions
-of models or protobuf-class fields keeps its own validator, so the common case costs nothing extra.
+of models, protobuf-class fields or lists with a non-empty default keeps its own validator, so
+the common case costs nothing extra.
 
 proto3 JSON encoders leave out fields that hold their zero value. Decoding therefore first
-validates as is and only when every error is a missing field fills in the zero values and
-validates again: a client that sends every field pays nothing for this.
+validates as is and only when every error is a missing field fills in the zero values
+(:mod:`connectpy._jsonabsent`) and validates again: a client that sends every field pays
+nothing for this.
 """
 
 from __future__ import annotations
@@ -32,15 +34,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import SchemaSerializer, SchemaValidator
 from pydantic_core import core_schema as cs
 
-from ._typemap import (
-    EnumType,
-    FieldSpec,
-    ModelType,
-    ScalarType,
-    TimeType,
-    enum_values,
-    model_fields,
-)
+from ._jsonabsent import empty_collections, filler, input_keys
+from ._typemap import FieldSpec, enum_values, model_fields
 
 __all__ = ["JsonCodec", "duration_text", "json_codec"]
 
@@ -76,7 +71,7 @@ def json_codec(model: type[BaseModel]) -> JsonCodec:
         serializer = SchemaSerializer(schema, _SER_CONFIG)
         if rewriter.hooked:
             validate_json = SchemaValidator(schema).validate_json
-    to_json, fill = serializer.to_json, _filler(model)
+    to_json, fill = serializer.to_json, filler(model)
 
     def encode(value: Any) -> bytes:
         # None fields are left out, as protobuf leaves out unset ones.
@@ -286,21 +281,40 @@ class _Rewriter:
             ser("serialization", _plain(write))
             return self._hook(read, node)
         elif kind == "model":
-            self.models.add(node["cls"])
-            node["config"] = {**node.get("config", {}), **_SER_CONFIG}
-            oneofs = [s for s in model_fields(node["cls"]) if s.label == "oneof"]
-            if oneofs:
-                writer = _oneof_writer(node["cls"], oneofs)
-                ser(
-                    "serialization",
-                    cs.wrap_serializer_function_ser_schema(writer, when_used="json"),
-                )
-                return self._hook(_oneof_reader(node["cls"], oneofs), node)
+            return self._model(node)
         return node
+
+    def _model(self, node: Schema) -> Schema:
+        model = node["cls"]
+        self.models.add(model)
+        node["config"] = {**node.get("config", {}), **_SER_CONFIG}
+        reads = []
+        oneofs = [s for s in model_fields(model) if s.label == "oneof"]
+        if oneofs:
+            writer = _oneof_writer(model, oneofs)
+            node.setdefault(
+                "serialization", cs.wrap_serializer_function_ser_schema(writer, when_used="json")
+            )
+            reads.append(_oneof_reader(model, oneofs))
+        empties = empty_collections(model)
+        if empties is not None:
+            reads.append(empties)
+        if not reads:
+            return node
+        return self._hook(reads[0] if len(reads) == 1 else _chain(reads), node)
 
     def _hook(self, read: Callable[[Any], Any], node: Schema) -> Schema:
         self.hooked = True
         return _before(read, node)
+
+
+def _chain(reads: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
+    def read(value: Any) -> Any:
+        for one in reads:
+            value = one(value)
+        return value
+
+    return read
 
 
 # --- oneofs --------------------------------------------------------------------------------
@@ -336,7 +350,7 @@ def _oneof_reader(model: type[BaseModel], specs: list[FieldSpec]) -> Callable[[A
     field's own name still reads as before."""
     fields = []
     for spec in specs:
-        keys = _input_keys(model, spec.name)
+        keys = input_keys(model, spec.name)
         members = [((m.json_name, m.name), m.model) for m in spec.members]
         fields.append((keys, members))
 
@@ -391,86 +405,3 @@ def _under(key: str, exc: ValidationError) -> ValidationError:
         return ValidationError.from_exception_data(exc.title, cast(Any, details))
     except (KeyError, TypeError, ValueError):  # a custom error type: keep it as it was
         return exc
-
-
-# --- proto3 zero values for absent fields ------------------------------------------------------
-
-
-def _input_keys(model: type[BaseModel], name: str) -> tuple[str, ...]:
-    """The JSON keys the model's validator reads a field under, the preferred one first."""
-    info, config = model.model_fields[name], model.model_config
-    alias = info.validation_alias if isinstance(info.validation_alias, str) else info.alias
-    keys = [alias] if alias and config.get("validate_by_alias", True) else []
-    if not alias or config.get("validate_by_name") or config.get("populate_by_name"):
-        keys.append(name)
-    return tuple(keys)
-
-
-Fill = Callable[[Any], None]
-
-_TIME_ZEROS = {"timestamp": "1970-01-01T00:00:00Z", "duration": "0s"}
-_SCALAR_ZEROS: dict[str, Any] = {"int64": 0, "double": 0.0, "bool": False, "string": ""}
-_SCALAR_ZEROS["bytes"] = ""  # base64 of nothing
-
-
-def _zero(spec: FieldSpec) -> tuple[bool, Any]:
-    """(has one, the proto3 zero value as JSON) of a required field."""
-    if spec.label in ("optional", "oneof"):
-        return spec.nullable or spec.label == "optional", None
-    if spec.label in ("repeated", "map"):
-        return True, [] if spec.label == "repeated" else {}
-    value = spec.value
-    if isinstance(value, ScalarType):  # decimal, uuid and date have no zero value
-        return value.text is None, _SCALAR_ZEROS[value.kind]
-    if isinstance(value, EnumType):  # none without a member numbered 0
-        zero_name, _, member = enum_values(value.enum)[0]
-        return member is not None, zero_name
-    if isinstance(value, TimeType):
-        return True, _TIME_ZEROS[value.kind]
-    return True, {}  # a model or protobuf message: all its fields at their zero values
-
-
-def _filler(model: type[BaseModel], done: dict[type, Fill] | None = None) -> Fill:
-    """Fills a JSON object of ``model`` (and the objects nested in it) in place with the zero
-    values of its absent required fields."""
-    done = {} if done is None else done
-    if model in done:
-        return done[model]
-    steps: list[tuple[tuple[str, ...], bool, Any, Fill | None]] = []
-    done[model] = lambda obj: _fill(obj, steps)
-    for spec in model_fields(model):
-        keys = _input_keys(model, spec.name)
-        has_zero, zero = _zero(spec) if spec.required else (False, None)
-        if spec.label == "oneof":
-            for member in spec.members:
-                member_fill = _filler(member.model, done)
-                steps.append(((member.json_name, member.name), False, None, member_fill))
-        child: Fill | None = None
-        if isinstance(spec.value, ModelType) and spec.label != "oneof":
-            child = _each(_filler(spec.value.model, done), spec.label)
-        if keys:
-            steps.append((keys, has_zero, zero, child))
-    return done[model]
-
-
-def _fill(obj: Any, steps: list[tuple[tuple[str, ...], bool, Any, Fill | None]]) -> None:
-    if not isinstance(obj, dict):
-        return
-    for keys, has_zero, zero, child in steps:
-        key = next((k for k in keys if k in obj), None)
-        if key is None and has_zero:
-            key = keys[0]
-            obj[key] = dict(zero) if isinstance(zero, dict) else zero  # never share a dict
-        if key is not None and child is not None:
-            child(obj[key])
-
-
-def _each(fill: Fill, label: str) -> Fill:
-    def fill_items(items: Any) -> None:
-        # A list's items or a map's values; anything else is the validator's to reject.
-        for item in items.values() if isinstance(items, dict) else items:
-            fill(item)
-
-    if label not in ("repeated", "map"):
-        return fill
-    return lambda items: fill_items(items) if isinstance(items, list | dict) else None

@@ -268,7 +268,8 @@ def _scalar_get(spec: FieldSpec, read: Read | None) -> Read:
             return lambda m: dict(getattr(m, name))
         return lambda m: {k: of(x) for k, x in getattr(m, name).items()}
     if spec.label == "optional":
-        return lambda m: of(getattr(m, name)) if m.HasField(name) else None
+        absent = _absent(spec)
+        return lambda m: of(getattr(m, name)) if m.HasField(name) else absent
     return lambda m: of(getattr(m, name))
 
 
@@ -305,13 +306,18 @@ def _message_get(spec: FieldSpec, read: Read) -> Read:
         return lambda m: [read(x) for x in getattr(m, name)]
     if spec.label == "map":
         return lambda m: {k: read(x) for k, x in getattr(m, name).items()}
-    if spec.label == "optional":
-        return lambda m: read(getattr(m, name)) if m.HasField(name) else None
-    if not spec.required:
+    if spec.label == "optional" or not spec.required:
         # Absent, the model's own default beats an all-zero message.
-        return lambda m: read(getattr(m, name)) if m.HasField(name) else _OMIT
+        absent = _absent(spec)
+        return lambda m: read(getattr(m, name)) if m.HasField(name) else absent
     # Absent and required: the protobuf zero value, an all-default message.
     return lambda m: read(getattr(m, name))
+
+
+def _absent(spec: FieldSpec) -> Any:
+    """What a field with presence reads as when it is not on the wire: the model's default,
+    as in JSON, or else ``None`` if the field allows it (else the validator reports it)."""
+    return None if spec.required and spec.nullable else _OMIT
 
 
 def _instance_reader(model: type[BaseModel], read: Read) -> Read:
@@ -337,8 +343,7 @@ def _oneof_put(name: str, by_type: dict[type, tuple[str, Fill]]) -> Fill:
 
 def _oneof_get(spec: FieldSpec, reads: dict[str, Read]) -> Read:
     oneof = spec.name
-    # Unset: None where the union allows it, else the model's default (or a missing field).
-    absent = None if spec.nullable else _OMIT
+    absent = _absent(spec)
 
     def get(m: Any) -> Any:
         which = m.WhichOneof(oneof)
@@ -352,10 +357,11 @@ class PydanticProtoCodec(Generic[M]):
 
     ``message_class`` must have the fields :mod:`connectpy._schema` derives from the
     model (same names and numbers); nested models are handled through its descriptor.
-    Decoding follows proto3: a non-optional field absent on the wire is its zero value
-    (``""``, ``0``, ``False``, ``[]``, ``{}``, an all-default message; a message field
-    whose model field has a default takes that default), an unset ``optional`` field is
-    ``None``; timestamps decode as UTC-aware datetimes.
+    Decoding follows proto3: a field without presence absent on the wire is its zero value
+    (``""``, ``0``, ``False``, ``[]``, ``{}``); a field with presence (``optional``, a
+    message, a oneof) absent on the wire takes the model field's default, or is ``None``
+    (``X | None``) or an all-default message when it has none, just as in JSON; timestamps
+    decode as UTC-aware datetimes.
     """
 
     __slots__ = ("_converter", "_validate", "full_name", "message_class", "model")

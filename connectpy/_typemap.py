@@ -103,8 +103,11 @@ class FieldSpec:
     """One model field as a protobuf field.
 
     ``label`` is ``optional`` for ``X | None`` (a proto3 ``optional`` scalar or enum, or a
-    message field, which has presence anyway); ``value`` is the element type of a repeated
-    field and the value type of a map, whose key type is ``key``.
+    message field, which has presence anyway), and for a scalar or enum field whose default
+    is not the protobuf zero value (``ok: bool = True``): without presence a client could not
+    send ``false``, which proto3 leaves out, and an absent field would read as the zero value
+    in binary but as the default in JSON. ``value`` is the element type of a repeated field
+    and the value type of a map, whose key type is ``key``.
 
     A union of models (``Cat | Dog``, optionally ``| None``) has the label ``oneof``: a
     ``oneof`` named after the field holds one message field per model (``members``, named
@@ -371,6 +374,8 @@ def model_fields(model: type[BaseModel]) -> tuple[FieldSpec, ...]:
             why = f" ({exc})" if str(exc) else ""
             shown = type_repr(info.annotation)
             raise TypeError(f"{where}: cannot map {shown} to protobuf{why}") from None
+        if label == "singular" and not info.is_required() and not _zero_default(info, value):
+            label = "optional"
         pinned = _pinned(info)
         number = next_number if pinned is None else pinned
         members = _oneof_members(name, info.annotation, number) if label == "oneof" else ()
@@ -395,6 +400,28 @@ def model_fields(model: type[BaseModel]) -> tuple[FieldSpec, ...]:
         )
     _check_member_names(model, specs)
     return tuple(specs)
+
+
+_EMPTY_FACTORIES: tuple[Any, ...] = (list, dict, tuple, str, bytes, int, float, bool)
+
+
+def _zero_default(info: FieldInfo, value: ValueType) -> bool:
+    """Whether a scalar or enum field's default is the value protobuf reads an absent field as.
+
+    A default factory is never called here (it may have effects, or give a new value each
+    time, like ``uuid4``): only the types' own constructors count as zero.
+    """
+    if isinstance(value, EnumType):
+        zero = enum_values(value.enum)[0][2]
+        return info.default_factory is None and zero is not None and info.default == zero
+    if not isinstance(value, ScalarType):
+        return True  # messages, timestamps and durations have presence
+    if info.default_factory is not None:
+        return info.default_factory in _EMPTY_FACTORIES and value.text is None
+    default = info.default
+    if value.text is not None:  # "" is never the str() of a Decimal, UUID or date
+        return False
+    return type(default) in _EMPTY_FACTORIES and not default
 
 
 def _allows_none(annotation: Any) -> bool:

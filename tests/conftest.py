@@ -1,4 +1,4 @@
-"""Shared fixtures: the anyio backends, the seed guide's apps, and compressed bombs.
+"""Shared fixtures: the anyio backends, the seed guide's apps, compressed bombs, and protoc.
 
 The seed guide's Option 3 (a standalone Connect app) and Option 4 (FastAPI with the Connect
 app mounted at ``/rpc``) are built here exactly as the guide writes them, so both the
@@ -8,14 +8,23 @@ code users copy.
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import uuid
 import zlib
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import grpc_tools
 import pytest
 from fastapi import FastAPI, HTTPException
+from grpc_tools import protoc
 
 from connectpy import ASGIApp, Message
 
+WELL_KNOWN_PROTOS = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
 BOMB_SIZE = 100 * 1024 * 1024
 """Bytes a compressed bomb inflates to: far above any read limit the tests configure."""
 
@@ -115,3 +124,24 @@ def make_option4_app() -> FastAPI:
 def option4_app() -> FastAPI:
     """The seed's Option 4 app: REST at ``/api/books/{id}``, Connect under ``/rpc``."""
     return make_option4_app()
+
+
+def _compile_python(directory: Path, name: str, text: str) -> ModuleType:
+    (directory / name).parent.mkdir(parents=True, exist_ok=True)
+    (directory / name).write_text(text)
+    args = ["protoc", f"-I{directory}", f"-I{WELL_KNOWN_PROTOS}", f"--python_out={directory}"]
+    assert protoc.main([*args, name]) == 0, "protoc failed: see stderr"
+    path = directory / name.replace(".proto", "_pb2.py")
+    spec = importlib.util.spec_from_file_location(f"_gen_{uuid.uuid4().hex}", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def protoc_python() -> Callable[[Path, str, str], ModuleType]:
+    """``compile(directory, name, text)``: protoc's Python module for ``.proto`` text, written
+    to ``directory/name`` and imported under a fresh module name."""
+    return _compile_python

@@ -53,10 +53,22 @@ class Jobs:
         return request
 
 
+class Prefs(Message):
+    notify: bool = True  # not the zero value: `optional bool notify = 1;`
+    volume: int = 5
+
+
+class PrefService:
+    @http_option(method="GET", path="/v1/prefs")
+    async def set_prefs(self, request: Prefs) -> Prefs:
+        return request
+
+
 @pytest.fixture(scope="module")
 def app() -> ASGIApp:
     app = ASGIApp()
     app.mount(Jobs())
+    app.mount(PrefService())
     return app
 
 
@@ -107,3 +119,24 @@ async def test_rest_transcoding_uses_the_same_mapping(app: ASGIApp) -> None:
         "took": "90s",
         "petCat": {"name": ""},
     }
+
+
+PROTO = {"content-type": "application/proto"}
+
+
+async def test_a_default_that_is_not_zero_reads_the_same_in_json_and_binary(app: ASGIApp) -> None:
+    # protobuf-es leaves `false` out of an implicit-presence field; `notify` has presence, so
+    # a client sets it, and leaving it out means the default in every codec.
+    async with client_for(app) as client:
+        absent_json = await client.post("/PrefService/SetPrefs", json={})
+        absent_proto = await client.post("/PrefService/SetPrefs", headers=PROTO, content=b"")
+        zero_json = await client.post("/PrefService/SetPrefs", json={"notify": False, "volume": 0})
+        # notify = 1 false, volume = 2 0: both on the wire, because both are set.
+        zero_proto = await client.post(
+            "/PrefService/SetPrefs", headers=PROTO, content=b"\x08\x00\x10\x00"
+        )
+        zero_rest = await client.get("/v1/prefs", params={"notify": "false", "volume": "0"})
+    assert absent_json.json() == {"notify": True, "volume": "5"}
+    assert absent_proto.content == b"\x08\x01\x10\x05"
+    assert zero_json.json() == zero_rest.json() == {"notify": False, "volume": "0"}
+    assert zero_proto.content == b"\x08\x00\x10\x00"  # a set zero is written back

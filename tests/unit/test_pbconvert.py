@@ -5,18 +5,15 @@ from __future__ import annotations
 import datetime
 import decimal
 import enum
-import importlib.util
-import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Annotated, Any, Literal
 
-import grpc_tools
 import pytest
 from google.protobuf import struct_pb2
 from google.protobuf.message import DecodeError
-from grpc_tools import protoc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connectpy import Message
@@ -26,7 +23,6 @@ from connectpy._service import inspect_service
 from connectpy.schema import FieldNumber, generate_proto
 
 UTC = datetime.UTC
-WELL_KNOWN = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
 
 
 class Color(enum.Enum):
@@ -243,9 +239,9 @@ def test_unknown_enum_numbers_fail_validation() -> None:
     data = schema.message_class(Constrained)(name="abc", level=3).SerializeToString()
     with pytest.raises(ValidationError):
         codec.decode(data)
-    # Absent, an IntEnum without a zero member has no value either.
-    with pytest.raises(ValidationError):
-        codec.decode(schema.message_class(Constrained)(name="abc").SerializeToString())
+    # Absent, it takes its default: `level` has presence, its default not being the zero.
+    absent = schema.message_class(Constrained)(name="abc").SerializeToString()
+    assert codec.decode(absent).level is Priority.LOW
 
 
 def test_plain_models_with_aliases_and_strict_mode() -> None:
@@ -300,28 +296,16 @@ class Library:
         raise NotImplementedError
 
 
-def _compile(tmp_path: Path, name: str, text: str) -> ModuleType:
-    """Compile ``.proto`` text with protoc and import the generated module under a fresh name."""
-    (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-    (tmp_path / name).write_text(text)
-    args = ["protoc", f"-I{tmp_path}", f"-I{WELL_KNOWN}", f"--python_out={tmp_path}", name]
-    assert protoc.main(args) == 0, "protoc failed: see stderr"
-    path = tmp_path / name.replace(".proto", "_pb2.py")
-    spec = importlib.util.spec_from_file_location(f"_gen_{uuid.uuid4().hex}", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[ProtoSchema, ModuleType]:
+def generated(
+    tmp_path_factory: pytest.TempPathFactory,
+    protoc_python: Callable[[Path, str, str], ModuleType],
+) -> tuple[ProtoSchema, ModuleType]:
     # A package of its own: generated code registers in protobuf's global pool.
     info = inspect_service(Library(), package="compat.pbconvert.v1")
     schema = ProtoSchema.for_services([info])
     text = generate_proto(Library(), package="compat.pbconvert.v1")
-    module = _compile(tmp_path_factory.mktemp("protoc"), schema.file_descriptor.name, text)
+    module = protoc_python(tmp_path_factory.mktemp("protoc"), schema.file_descriptor.name, text)
     return schema, module
 
 
