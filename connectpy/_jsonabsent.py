@@ -55,9 +55,8 @@ def _zero(spec: FieldSpec) -> tuple[bool, Any]:
     value = spec.value
     if isinstance(value, ScalarType):  # decimal, uuid and date have no zero value
         return value.text is None, _SCALAR_ZEROS[value.kind]
-    if isinstance(value, EnumType):  # none without a member numbered 0
-        zero_name, _, member = enum_values(value.enum)[0]
-        return member is not None, zero_name
+    if isinstance(value, EnumType):  # without a member numbered 0, rejected as in binary
+        return True, enum_values(value.enum)[0][0]
     if isinstance(value, TimeType):
         return True, _TIME_ZEROS[value.kind]
     return True, {}  # a model or protobuf message: all its fields at their zero values

@@ -35,7 +35,7 @@ from pydantic_core import SchemaSerializer, SchemaValidator
 from pydantic_core import core_schema as cs
 
 from ._jsonabsent import empty_collections, filler, input_keys
-from ._typemap import FieldSpec, enum_values, model_fields
+from ._typemap import FieldSpec, UnknownEnum, enum_values, model_fields
 
 __all__ = ["JsonCodec", "duration_text", "json_codec"]
 
@@ -164,10 +164,32 @@ class _Table(dict[Any, Any]):
         return key
 
 
+class _EnumTable(dict[Any, Any]):
+    """An enum's members by value name, number and Python value; on a miss (a Python frame
+    only then), the enum's own lookup, else :class:`UnknownEnum` for the error message."""
+
+    def __init__(self, cls: type[enum.Enum]) -> None:
+        super().__init__()
+        self.cls = cls
+
+    def __missing__(self, key: Any) -> Any:
+        if isinstance(key, self.cls):
+            return key
+        if isinstance(key, str) and _INT_TEXT.match(key) and int(key) in self:
+            return self[int(key)]  # a number in a string, which Pydantic read before
+        try:
+            return self.cls(key)  # the enum's _missing_, a case-insensitive lookup say
+        except (ValueError, TypeError):
+            pass
+        if isinstance(key, int | float | str) and not isinstance(key, bool):
+            return UnknownEnum(self.cls, key)
+        return key  # a wrong type: the validator says so
+
+
 def _enum_hooks(cls: type[enum.Enum]) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
     """(read, write): read accepts the value name, the number or (unless another member's
     name or number is spelled the same) the Python value; write gives the value name."""
-    known = _Table()
+    known = _EnumTable(cls)
     for member in cls:
         # An unhashable value can only be sent by name or number.
         with contextlib.suppress(TypeError):

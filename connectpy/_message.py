@@ -17,6 +17,7 @@ from google.protobuf.message import Message as ProtoMessage
 from pydantic import BaseModel, ValidationError
 
 from ._jsonmap import json_codec
+from ._typemap import UnknownEnum
 from .code import Code
 from .errors import ConnectError
 
@@ -95,7 +96,10 @@ def _describe_validation(exc: ValidationError) -> str:
     problems = []
     for error in exc.errors(include_url=False):
         where = ".".join(str(part) for part in error["loc"]) or "(message)"
-        problems.append(f"{where}: {error['msg']}")
+        received = error.get("input")
+        # An enum value is named as the client's schema names it, not as Python does.
+        text = received.describe() if isinstance(received, UnknownEnum) else error["msg"]
+        problems.append(f"{where}: {text}")
     return f"invalid {exc.title}: " + "; ".join(problems)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import enum
 import uuid
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -28,6 +29,7 @@ from ._typemap import (
     ProtoType,
     ScalarType,
     TimeType,
+    UnknownEnum,
     ValueType,
     enum_values,
     model_fields,
@@ -98,6 +100,19 @@ _TEXT_READERS: dict[str, Read] = {
     "uuid": _parser(uuid.UUID, ValueError),
     "date": _parser(datetime.date.fromisoformat, ValueError),
 }
+
+
+class _Members(dict[int, Any]):
+    """An enum's members by number. A number it lacks (a client on a newer schema, or the
+    ``_UNSPECIFIED`` zero of an ``IntEnum`` without 0) becomes an :class:`UnknownEnum`,
+    which the validator rejects and the error message describes in protobuf's terms."""
+
+    def __init__(self, cls: type[enum.Enum]) -> None:
+        super().__init__()
+        self.cls = cls
+
+    def __missing__(self, number: int) -> UnknownEnum:
+        return UnknownEnum(self.cls, number)
 
 
 class _ModelConverter:
@@ -195,13 +210,13 @@ class _Compiler:
                 return None, None
             return str, _TEXT_READERS[value.text]
         if isinstance(value, EnumType):
-            if issubclass(value.enum, int):  # int enums travel as their own numbers
-                return None, None
             values = enum_values(value.enum)
+            members = _Members(value.enum)
+            members.update((n, member) for _, n, member in values if member is not None)
+            if issubclass(value.enum, int):  # int enums travel as their own numbers
+                return None, members.__getitem__
             numbers = {member: number for _, number, member in values if member is not None}
-            members = {number: member for _, number, member in values if member is not None}
-            # An unknown number goes to the validator as is, which rejects it.
-            return numbers.__getitem__, lambda n: members.get(n, n)
+            return numbers.__getitem__, members.__getitem__
         return None
 
     def _message_conv(self, value: ValueType, field: FieldDescriptor) -> tuple[Fill, Read]:

@@ -31,6 +31,7 @@ __all__ = [
     "ProtoType",
     "ScalarType",
     "TimeType",
+    "UnknownEnum",
     "ValueType",
     "enum_values",
     "model_fields",
@@ -327,6 +328,27 @@ def enum_values(cls: type[enum.Enum]) -> tuple[tuple[str, int, enum.Enum | None]
     if len(set(names)) != len(names):
         raise TypeError(f"{cls.__name__}: two members map to the same protobuf value name")
     return tuple(sorted(values, key=lambda v: v[1] != 0))
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownEnum:
+    """A value received for an enum field that names none of its members: a number a client
+    on a newer schema sends, a misspelled name, or the ``<ENUM>_UNSPECIFIED`` zero an
+    ``IntEnum`` without a member 0 gets. The codecs hand it to the validator, which rejects
+    it, so the error can name the wire values rather than the Python ones."""
+
+    enum: type[enum.Enum]
+    received: int | float | str
+
+    def describe(self) -> str:
+        values = enum_values(self.enum)
+        known = [f"{name} ({number})" for name, number, member in values if member is not None]
+        expected = ", ".join(known[:-1]) + " or " + known[-1] if len(known) > 1 else known[0]
+        zero_name, _, zero_member = values[0]
+        if zero_member is None and self.received in (0, zero_name):
+            return f"{zero_name} (0) is not allowed; expected {expected}"
+        shown = f'"{self.received}"' if isinstance(self.received, str) else self.received
+        return f"unknown {proto_name(self.enum)} value {shown}; expected {expected}"
 
 
 def _ensure_complete(model: type[BaseModel]) -> None:

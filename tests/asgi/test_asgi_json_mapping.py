@@ -64,11 +64,22 @@ class PrefService:
         return request
 
 
+class Find(Message):
+    status: Status = Status.PENDING
+
+
+class Finder:
+    @http_option(method="GET", path="/v1/find")
+    async def find(self, request: Find) -> Find:
+        return request
+
+
 @pytest.fixture(scope="module")
 def app() -> ASGIApp:
     app = ASGIApp()
     app.mount(Jobs())
     app.mount(PrefService())
+    app.mount(Finder())
     return app
 
 
@@ -140,3 +151,20 @@ async def test_a_default_that_is_not_zero_reads_the_same_in_json_and_binary(app:
     assert absent_proto.content == b"\x08\x01\x10\x05"
     assert zero_json.json() == zero_rest.json() == {"notify": False, "volume": "0"}
     assert zero_proto.content == b"\x08\x00\x10\x00"  # a set zero is written back
+
+
+async def test_an_unknown_enum_value_is_named_with_the_wire_values(app: ASGIApp) -> None:
+    # A client on a newer schema sends STATUS_FAILED = 2; in binary: field 1, varint 2.
+    expected = (
+        "invalid Find: status: unknown Status value {}; "
+        "expected STATUS_PENDING (0) or STATUS_DONE (1)"
+    )
+    async with client_for(app) as client:
+        as_json = await client.post("/Finder/Find", json={"status": 2})
+        as_proto = await client.post("/Finder/Find", headers=PROTO, content=b"\x08\x02")
+        by_name = await client.get("/v1/find", params={"status": "STATUS_FAILED"})
+    for response in (as_json, as_proto, by_name):
+        assert response.status_code == 400
+        assert response.json()["code"] == "invalid_argument"
+    assert as_json.json()["message"] == as_proto.json()["message"] == expected.format(2)
+    assert by_name.json()["message"] == expected.format('"STATUS_FAILED"')

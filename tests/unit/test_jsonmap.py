@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from connectpy import Message
 from connectpy._jsonmap import JsonCodec, duration_text, json_codec
 from connectpy._schema import ProtoSchema
+from connectpy._typemap import UnknownEnum
 from connectpy.schema import FieldNumber
 
 UTC = datetime.UTC
@@ -246,7 +247,10 @@ def test_no_zero_for_types_without_one() -> None:
 
     with pytest.raises(ValidationError) as caught:
         json_codec(Ids).decode(b"{}")
-    assert {e["type"] for e in caught.value.errors()} == {"missing"}
+    # Absent, `level` is LEVEL_UNSPECIFIED, which binary reads it as too, and which no member is.
+    errors = {e["loc"]: e for e in caught.value.errors()}
+    assert errors[("key",)]["type"] == "missing"
+    assert errors[("level",)]["input"] == UnknownEnum(Level, "LEVEL_UNSPECIFIED")
 
 
 # --- 2. enums -------------------------------------------------------------------------------
@@ -283,6 +287,55 @@ def test_int_enum_by_name_or_number() -> None:
     assert codec.decode(b'{"level": 5}').level is Level.HIGH
     with pytest.raises(ValidationError):
         codec.decode(b'{"level": "LEVEL_UNSPECIFIED"}')
+
+
+@pytest.mark.parametrize(
+    ("sent", "message"),
+    [
+        (7, "unknown Color value 7; expected COLOR_RED (0) or COLOR_GREEN (1)"),
+        (
+            "COLOR_BLUE",
+            'unknown Color value "COLOR_BLUE"; expected COLOR_RED (0) or COLOR_GREEN (1)',
+        ),
+        (1.5, "unknown Color value 1.5; expected COLOR_RED (0) or COLOR_GREEN (1)"),
+    ],
+    ids=["newer-number", "unknown-name", "fraction"],
+)
+def test_an_unknown_enum_value_is_named_in_protobuf_terms(sent: object, message: str) -> None:
+    # Pydantic's own message would name Python values: "Input should be 'red' or 'green'".
+    data = json.dumps({"colors": ["COLOR_RED", sent]}).encode()
+    with pytest.raises(ValidationError) as caught:
+        json_codec(Shade).decode(data)
+    (error,) = caught.value.errors()
+    assert error["loc"] == ("colors", 1)
+    assert error["input"] == UnknownEnum(Color, sent)  # type: ignore[arg-type]
+    assert error["input"].describe() == message
+
+
+def test_the_unspecified_zero_of_an_int_enum_is_named() -> None:
+    with pytest.raises(ValidationError) as caught:
+        json_codec(Shade).decode(b'{"level": 0}')
+    unknown = caught.value.errors()[0]["input"]
+    assert (
+        unknown.describe()
+        == "LEVEL_UNSPECIFIED (0) is not allowed; expected LEVEL_LOW (1) or LEVEL_HIGH (5)"
+    )
+
+
+def test_an_enums_own_lookup_and_numbers_in_strings_still_read() -> None:
+    class Mood(enum.Enum):
+        CALM = "calm"
+
+        @classmethod
+        def _missing_(cls, value: object) -> Mood | None:
+            return cls.CALM if isinstance(value, str) and value.lower() == "calm" else None
+
+    class Feeling(Message):
+        mood: Mood = Mood.CALM
+        level: Level = Level.LOW
+
+    codec = json_codec(Feeling)
+    assert codec.decode(b'{"mood": "CALM", "level": "5"}') == Feeling(level=Level.HIGH)
 
 
 def test_a_name_or_number_wins_over_a_python_value_spelled_the_same() -> None:

@@ -20,6 +20,7 @@ from connectpy import Message
 from connectpy._pbconvert import PydanticProtoCodec
 from connectpy._schema import ProtoSchema
 from connectpy._service import inspect_service
+from connectpy._typemap import UnknownEnum
 from connectpy.schema import FieldNumber, generate_proto
 
 UTC = datetime.UTC
@@ -237,8 +238,14 @@ def test_unknown_enum_numbers_fail_validation() -> None:
     schema = ProtoSchema.for_models([Constrained], package="valid2")
     codec = schema.codec(Constrained)
     data = schema.message_class(Constrained)(name="abc", level=3).SerializeToString()
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError) as caught:
         codec.decode(data)
+    # Kept for the error message, which names the number and the values in protobuf's terms.
+    (error,) = caught.value.errors()
+    assert error["input"] == UnknownEnum(Priority, 3)
+    assert error["input"].describe() == (
+        "unknown Priority value 3; expected PRIORITY_LOW (1) or PRIORITY_HIGH (5)"
+    )
     # Absent, it takes its default: `level` has presence, its default not being the zero.
     absent = schema.message_class(Constrained)(name="abc").SerializeToString()
     assert codec.decode(absent).level is Priority.LOW
