@@ -428,7 +428,8 @@ _EMPTY_FACTORIES: tuple[Any, ...] = (list, dict, tuple, str, bytes, int, float, 
 
 
 def _zero_default(info: FieldInfo, value: ValueType) -> bool:
-    """Whether a scalar or enum field's default is the value protobuf reads an absent field as.
+    """Whether a field with a default does without proto3 ``optional``: its default is the
+    value protobuf reads an absent scalar or enum as, or the field has presence anyway.
 
     A default factory is never called here (it may have effects, or give a new value each
     time, like ``uuid4``): only the types' own constructors count as zero.
