@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Pinned dev and lint tools (README: "Bumping the dev tools").
 DEV_CONSTRAINTS := .ci/dev-constraints.txt
 
-.PHONY: demo test lint typecheck unit conformance conformance-prepare bench bench-micro bench-profile bench-tools clean
+.PHONY: demo test lint typecheck unit foreign foreign-prepare conformance conformance-prepare bench bench-micro bench-profile bench-tools clean
 
 $(STAMP): pyproject.toml $(DEV_CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml $(DEV_CONSTRAINTS)
 demo: $(STAMP)
 	$(PY) -m examples.bookstore
 
-test: lint typecheck conformance-prepare unit conformance
+test: lint typecheck conformance-prepare foreign-prepare unit conformance
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -28,6 +28,15 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(PY) -m pytest -q
+
+# Installs the connect-es clients of the foreign-client tests (`npm ci` in tests/foreign/node;
+# skips without Node, except under CI=true), so that pytest runs tests/foreign with them.
+foreign-prepare: $(STAMP)
+	$(PY) tests/foreign/run.py --prepare-only
+
+# The foreign-client tier alone: connect-es and grpcio against a real Hypercorn.
+foreign: $(STAMP)
+	$(PY) tests/foreign/run.py
 
 # Installs the pinned runner and generates the conformance protos (skips without Go, except
 # under CI=true), so the harness tests in pytest run against the generated code.
@@ -67,4 +76,5 @@ bench-profile: $(BENCH_STAMP) bench-tools
 	$(BENCH_PY) -m benchmarks.profile $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) build conformance/gen
+	rm -rf $(VENV) $(BENCH_VENV) build conformance/gen tests/foreign/node/node_modules \
+		tests/foreign/node/gen
