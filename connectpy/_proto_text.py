@@ -6,7 +6,7 @@ at runtime leave out (``google.api.http`` rules) and the docs map full names to 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 
 from google.protobuf.descriptor_pb2 import (
     DescriptorProto,
@@ -88,24 +88,24 @@ class _Renderer:
     def qualify(self, name: str) -> str:
         return f"{self.package}.{name}" if self.package else name
 
-    def ref(self, type_name: str, scope: DescriptorProto | None) -> str:
-        """A readable reference to a fully-qualified type name, as short as is unambiguous."""
+    def ref(self, type_name: str, shadowing: Set[str]) -> str:
+        """A readable reference to a fully-qualified type name, as short as is unambiguous.
+
+        ``shadowing`` holds the names declared in the scope the reference is written in (a
+        message's nested types, a service's methods): protoc looks a name up there first.
+        """
         full = type_name.lstrip(".")
         prefix = f"{self.package}." if self.package else ""
-        nested = (
-            {t.name for t in scope.nested_type} | {e.name for e in scope.enum_type}
-            if scope
-            else set()
-        )
         if full.startswith(prefix) and "." not in full[len(prefix) :]:
             short = full[len(prefix) :]
-            return short if short not in nested else "." + full
+            return short if short not in shadowing else "." + full
         first = full.split(".")[0]
-        return "." + full if first in self.top_names or first in nested else full
+        return "." + full if first in self.top_names or first in shadowing else full
 
     def field_type(self, field: FieldDescriptorProto, scope: DescriptorProto) -> str:
         if field.type in (_F.TYPE_MESSAGE, _F.TYPE_ENUM, _F.TYPE_GROUP):
-            return self.ref(field.type_name, scope)
+            nested = {t.name for t in scope.nested_type} | {e.name for e in scope.enum_type}
+            return self.ref(field.type_name, nested)
         return _SCALAR_NAMES[field.type]
 
 
@@ -187,11 +187,19 @@ def _render_enum(r: _Renderer, depth: int, enum: EnumDescriptorProto, full: str)
 
 
 def _render_method(
-    r: _Renderer, method: MethodDescriptorProto, full: str, http: HttpRule | None
+    r: _Renderer,
+    method: MethodDescriptorProto,
+    full: str,
+    http: HttpRule | None,
+    method_names: Set[str],
 ) -> None:
     r.comment(1, full)
-    request = ("stream " if method.client_streaming else "") + r.ref(method.input_type, None)
-    response = ("stream " if method.server_streaming else "") + r.ref(method.output_type, None)
+    # protoc resolves the types of `rpc Count(Count)` in the service first, where `Count`
+    # is the method itself: a type named like a method must be written in full.
+    request = r.ref(method.input_type, method_names)
+    response = r.ref(method.output_type, method_names)
+    request = ("stream " if method.client_streaming else "") + request
+    response = ("stream " if method.server_streaming else "") + response
     signature = f"rpc {method.name}({request}) returns ({response})"
     options = []
     if method.options.HasField("idempotency_level"):
@@ -214,9 +222,10 @@ def _render_service(
     full = r.qualify(service.name)
     r.comment(0, full)
     r.emit(0, f"service {service.name} {{")
+    method_names = {method.name for method in service.method}
     for method in service.method:
         method_full = f"{full}.{method.name}"
-        _render_method(r, method, method_full, rules.get(method_full))
+        _render_method(r, method, method_full, rules.get(method_full), method_names)
     r.emit(0, "}")
 
 

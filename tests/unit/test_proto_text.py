@@ -285,3 +285,22 @@ def test_render_without_docs_or_services() -> None:
     assert "//" not in text.split("\n", 1)[1]
     assert "message GetBookRequest {\n  string id = 1;\n}" in text
     assert "import" not in text
+
+
+class Count(Message):
+    n: int = 0
+
+
+class Counter:
+    async def count(self, request: Count) -> Count:
+        raise NotImplementedError
+
+
+@pytest.mark.parametrize("package", ["counter.v1", ""])
+def test_a_message_named_like_a_method_is_qualified(tmp_path: Path, package: str) -> None:
+    # protoc looks `Count` up in the service first and finds the method, not the message.
+    ours = ProtoSchema.for_services([inspect_service(Counter(), package=package)]).file_descriptor
+    text = generate_proto(Counter(), package=package)
+    assert f"rpc Count(.{ours.package + '.' if package else ''}Count)" in text
+    theirs = _protoc(tmp_path, {ours.name: text}, ours.name)
+    assert _normalized(theirs) == _normalized(ours)
