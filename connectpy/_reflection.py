@@ -43,9 +43,9 @@ class ReflectionIndex:
     """Finds the descriptors of the services an app serves.
 
     The schema is built on first use and again whenever the list of services grew. Every
-    service goes into one schema (one file per package), so a model shared by two services
-    is described once; if they cannot share one (two models of one name in one package),
-    each service gets its own.
+    service goes into one schema (a file per service, and per package one of the types its
+    services share), so a model shared by two services is described once; if they cannot
+    share one (two models of one name in one package), each service gets its own.
     """
 
     def __init__(self, services: Sequence[ServiceInfo]) -> None:
