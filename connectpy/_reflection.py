@@ -13,9 +13,10 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from google.protobuf import descriptor_pool
 from google.protobuf.descriptor_pool import DescriptorPool
 
-from ._grpc_protos import REFLECTION_V1, REFLECTION_V1ALPHA, BuiltinProto
+from ._grpc_protos import REFLECTION_V1, REFLECTION_V1ALPHA, BuiltinProto, builtin_pool
 from ._schema import ProtoSchema
 from ._service import ServiceInfo
 from .code import Code
@@ -67,7 +68,10 @@ class ReflectionIndex:
         return self._pools
 
     def _find(self, lookup: Callable[[DescriptorPool], Any]) -> Any:
-        for pool in self._current_pools():
+        # After the app's own schema: the well-known types and google.rpc error details
+        # whether a service uses them or not (clients decode error details with them), then
+        # what generated modules this process imported (a handler's own detail messages).
+        for pool in (*self._current_pools(), builtin_pool(), descriptor_pool.Default()):
             try:
                 return lookup(pool)
             except KeyError:
