@@ -75,18 +75,27 @@ class ASGIApp:
 
     def enable_reflection(self) -> None:
         """Serve gRPC server reflection (``grpc.reflection.v1`` and ``v1alpha``), describing
-        every service mounted on this app, before or after this call."""
+        every service mounted on this app, before or after this call. Calling it again, or
+        with a reflection service mounted already, changes nothing."""
         # The live list, so services mounted later are described too.
         for reflection in (
             ServerReflectionV1(self.services),
             ServerReflectionV1Alpha(self.services),
         ):
-            self.mount(reflection, package=reflection.__connectpy_package__)
+            package = reflection.__connectpy_package__
+            if not self._has_service(f"{package}.{reflection.__connectpy_name__}"):
+                self.mount(reflection, package=package)
 
     def enable_health(self) -> Health:
-        """Serve ``grpc.health.v1.Health``, reporting :attr:`health`; returns it."""
-        self.mount(HealthService(self.health), package=HealthService.__connectpy_package__)
+        """Serve ``grpc.health.v1.Health``, reporting :attr:`health`; returns it. Calling it
+        again, or with a ``grpc.health.v1.Health`` mounted already, changes nothing."""
+        package = HealthService.__connectpy_package__
+        if not self._has_service(f"{package}.{HealthService.__connectpy_name__}"):
+            self.mount(HealthService(self.health), package=package)
         return self.health
+
+    def _has_service(self, full_name: str) -> bool:
+        return any(service.full_name == full_name for service in self.services)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
