@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from hypercorn.config import Config
 from hypercorn.run import run
 from hypercorn.utils import NoAppError, load_application
 
@@ -27,8 +28,16 @@ from .schema import generate_proto
 __all__ = ["main"]
 
 
-class _UsageError(Exception):
-    """A problem with the command line, reported without a traceback."""
+class _CommandError(Exception):
+    """A failure reported in one line, without a traceback, with this exit status."""
+
+    status = 1
+
+
+class _UsageError(_CommandError):
+    """A problem with the command line."""
+
+    status = 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,9 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         status: int = args.run(args)
-    except _UsageError as exc:
+    except _CommandError as exc:
         print(f"connectpy: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.status
     return status
 
 
@@ -107,6 +116,7 @@ def _serve(args: argparse.Namespace) -> int:
         config.graceful_timeout = args.graceful_timeout
     # Hypercorn runs in this process with 0 workers; with N it spawns N and supervises them.
     config.workers = 0 if args.workers == 1 else args.workers
+    _check_can_listen(config, args.host, args.port)
     # Covers this process's own worker (with N workers, each is a process of its own).
     with absorb_shutdown_noise() as shutdown:
         code = run(config)
@@ -117,6 +127,17 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return 0
     return code
+
+
+def _check_can_listen(config: Config, host: str, port: int) -> None:
+    """Bind the sockets once, and let go: a busy port or a wrong address is one line here,
+    where Hypercorn's own bind would print a traceback."""
+    try:
+        sockets = config.create_sockets()
+    except OSError as exc:
+        raise _CommandError(f"cannot listen on {host} port {port}: {exc.strerror}") from None
+    for sock in (*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets):
+        sock.close()
 
 
 def _load(target: str) -> object:

@@ -150,6 +150,20 @@ def test_usage_errors_exit_2_with_a_message(argv: list[str], message: str) -> No
     assert b"Traceback" not in result.stderr
 
 
+def test_serve_on_a_busy_port_fails_in_one_line() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        argv = connectpy("serve", "examples.http_gateway:app", "--port", port)
+        result = subprocess.run(argv, cwd=ROOT, capture_output=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.decode().splitlines() == [
+        f"connectpy: error: cannot listen on 127.0.0.1 port {port}: Address already in use"
+    ]
+    assert result.stdout == b""
+
+
 def googleapis_include() -> str:
     spec = importlib.util.find_spec("google.api.annotations_pb2")
     assert spec is not None
