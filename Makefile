@@ -14,8 +14,11 @@ $(STAMP): pyproject.toml $(DEV_CONSTRAINTS)
 	$(PY) -m pip install --quiet -e '.[dev]' -c $(DEV_CONSTRAINTS)
 	touch $(STAMP)
 
+# `make demo PORT=8001` when 8000 is taken.
+PORT = 8000
+
 demo: $(STAMP)
-	$(PY) -m examples.bookstore
+	$(PY) -m examples.bookstore --port $(PORT)
 
 test: lint typecheck conformance-prepare foreign-prepare unit conformance
 

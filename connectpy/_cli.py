@@ -1,4 +1,4 @@
-"""The ``connectpy`` command: serve an app with Hypercorn, or print a service's ``.proto``.
+"""The ``connectpy`` command: serve an app with Hypercorn, or export services' ``.proto`` files.
 
 ``connectpy serve module:attr`` runs any ASGI app (an :class:`~connectpy.ASGIApp`, FastAPI,
 Starlette) with the Hypercorn settings connectpy needs: HTTP/1.1 and HTTP/2 (h2c, or ALPN
@@ -14,20 +14,30 @@ import os
 import sys
 from collections.abc import Sequence
 
+from hypercorn.config import Config
 from hypercorn.run import run
 from hypercorn.utils import NoAppError, load_application
 
 from ._hypercorn import TLSFiles, absorb_shutdown_noise, hypercorn_config
-from ._proto_text import render_proto
+from ._proto_text import render_files
 from ._schema import ProtoSchema
+from ._service import ServiceInfo, inspect_service
 from .app import ASGIApp
 from .schema import generate_proto
 
 __all__ = ["main"]
 
 
-class _UsageError(Exception):
-    """A problem with the command line, reported without a traceback."""
+class _CommandError(Exception):
+    """A failure reported in one line, without a traceback, with this exit status."""
+
+    status = 1
+
+
+class _UsageError(_CommandError):
+    """A problem with the command line."""
+
+    status = 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,9 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         status: int = args.run(args)
-    except _UsageError as exc:
+    except _CommandError as exc:
         print(f"connectpy: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.status
     return status
 
 
@@ -72,12 +82,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--access-log", action="store_true", help="log each request to stderr")
     serve.set_defaults(run=_serve)
 
-    proto = commands.add_parser("proto", help="print the .proto of a service")
+    proto = commands.add_parser("proto", help="print or write the .proto files of services")
     proto.add_argument(
-        "target", help="module:attribute: a service class or instance, or an ASGIApp"
+        "targets",
+        nargs="+",
+        metavar="target",
+        help="module:attribute: a service class or instance, or an ASGIApp",
     )
-    proto.add_argument("--package", help="the protobuf package (overrides the service's)")
+    proto.add_argument("--package", help="the protobuf package (overrides the services')")
     proto.add_argument("--name", help="the service name (overrides the class name)")
+    proto.add_argument(
+        "--out", metavar="DIR", help="write the files under DIR instead of printing them"
+    )
     proto.set_defaults(run=_proto)
     return parser
 
@@ -100,6 +116,7 @@ def _serve(args: argparse.Namespace) -> int:
         config.graceful_timeout = args.graceful_timeout
     # Hypercorn runs in this process with 0 workers; with N it spawns N and supervises them.
     config.workers = 0 if args.workers == 1 else args.workers
+    _check_can_listen(config, args.host, args.port)
     # Covers this process's own worker (with N workers, each is a process of its own).
     with absorb_shutdown_noise() as shutdown:
         code = run(config)
@@ -110,6 +127,17 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return 0
     return code
+
+
+def _check_can_listen(config: Config, host: str, port: int) -> None:
+    """Bind the sockets once, and let go: a busy port or a wrong address is one line here,
+    where Hypercorn's own bind would print a traceback."""
+    try:
+        sockets = config.create_sockets()
+    except OSError as exc:
+        raise _CommandError(f"cannot listen on {host} port {port}: {exc.strerror}") from None
+    for sock in (*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets):
+        sock.close()
 
 
 def _load(target: str) -> object:
@@ -131,32 +159,53 @@ def _load(target: str) -> object:
 
 
 def _proto(args: argparse.Namespace) -> int:
-    found = _load(args.target)
-    if isinstance(found, ASGIApp):
-        sys.stdout.write(_app_protos(found))
-        return 0
-    if isinstance(found, type):
+    found = [_load(target) for target in args.targets]
+    if len(found) == 1 and not isinstance(found[0], ASGIApp) and args.out is None:
+        service = _instance(found[0], args.targets[0])
         try:
-            found = found()
-        except Exception as exc:  # whatever its constructor raises: say so, briefly
-            raise _UsageError(
-                f"cannot instantiate {args.target} without arguments "
-                f"({type(exc).__name__}); point at an instance instead"
-            ) from None
-    try:
-        sys.stdout.write(generate_proto(found, package=args.package, name=args.name))
-    except TypeError as exc:
-        raise _UsageError(str(exc)) from None
+            sys.stdout.write(generate_proto(service, package=args.package, name=args.name))
+        except TypeError as exc:
+            raise _UsageError(str(exc)) from None
+        return 0
+    if args.name is not None and (len(found) > 1 or isinstance(found[0], ASGIApp)):
+        raise _UsageError("--name renames one service: give a single service target")
+    files = _proto_files(found, args)
+    if args.out is None:
+        sys.stdout.write("\n".join(f"// File: {name}\n{text}" for name, text in files.items()))
+        return 0
+    for name, text in files.items():
+        path = os.path.join(args.out, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(text)
+        print(path)
     return 0
 
 
-def _app_protos(app: ASGIApp) -> str:
-    """Every file of the app's schema that declares something, each under a header naming it;
-    files of imported definitions (reflection, health) come out empty and are left out."""
-    schema = ProtoSchema.for_services(app.services)
-    texts = []
-    for file in schema.file_descriptors:
-        if file.message_type or file.enum_type or file.service:
-            text = render_proto(file, services=schema.services, docs=schema.docs)
-            texts.append(f"// File: {file.name}\n{text}")
-    return "\n".join(texts)
+def _instance(found: object, target: str) -> object:
+    if not isinstance(found, type):
+        return found
+    try:
+        return found()
+    except Exception as exc:  # whatever its constructor raises: say so, briefly
+        raise _UsageError(
+            f"cannot instantiate {target} without arguments "
+            f"({type(exc).__name__}); point at an instance instead"
+        ) from None
+
+
+def _proto_files(found: Sequence[object], args: argparse.Namespace) -> dict[str, str]:
+    """The files of every target's services, one schema for all, so that shared types are
+    defined once; an app's services keep the packages they were mounted with."""
+    services: list[ServiceInfo] = []
+    try:
+        for target, item in zip(args.targets, found, strict=True):
+            if isinstance(item, ASGIApp):
+                services.extend(item.services)
+            else:
+                service = _instance(item, target)
+                services.append(inspect_service(service, package=args.package, name=args.name))
+        schema = ProtoSchema.for_services(services)
+    except TypeError as exc:
+        raise _UsageError(str(exc)) from None
+    return render_files(schema.file_descriptors, services=services, docs=schema.docs)

@@ -11,10 +11,8 @@ import binascii
 from collections.abc import Iterable
 from typing import Any
 
-from google.protobuf import any_pb2, descriptor_pb2, descriptor_pool, message_factory
-from google.protobuf.message import Message as ProtoMessage
-
 from ._compression import IDENTITY, Compression, negotiate_response
+from ._grpc_protos import RPC_STATUS
 from .code import Code
 from .errors import ConnectError, ErrorDetail
 
@@ -102,33 +100,9 @@ def grpc_encode_metadata(pairs: Iterable[tuple[bytes, bytes]]) -> Headers:
     ]
 
 
-def _build_status_class() -> type[ProtoMessage]:
-    # google.rpc.Status without a googleapis dependency. A private pool: adding this file to
-    # protobuf's default pool would clash with googleapis-common-protos if the app imports it.
-    pool = descriptor_pool.DescriptorPool()
-    pool.AddSerializedFile(any_pb2.DESCRIPTOR.serialized_pb)
-    field = descriptor_pb2.FieldDescriptorProto
-    file = descriptor_pb2.FileDescriptorProto(
-        name="google/rpc/status.proto",
-        package="google.rpc",
-        dependency=["google/protobuf/any.proto"],
-        syntax="proto3",
-    )
-    status = file.message_type.add(name="Status")
-    status.field.add(name="code", number=1, type=field.TYPE_INT32, label=field.LABEL_OPTIONAL)
-    status.field.add(name="message", number=2, type=field.TYPE_STRING, label=field.LABEL_OPTIONAL)
-    status.field.add(
-        name="details",
-        number=3,
-        type=field.TYPE_MESSAGE,
-        label=field.LABEL_REPEATED,
-        type_name=".google.protobuf.Any",
-    )
-    pool.Add(file)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("google.rpc.Status"))
-
-
-_Status: Any = _build_status_class()
+# google.rpc.Status from connectpy's private pool: adding it to protobuf's default pool would
+# clash with googleapis-common-protos if the app imports it.
+_Status: Any = RPC_STATUS.messages["Status"]
 
 
 def grpc_status_details(error: ConnectError) -> bytes:

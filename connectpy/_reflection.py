@@ -13,9 +13,10 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from google.protobuf import descriptor_pool
 from google.protobuf.descriptor_pool import DescriptorPool
 
-from ._grpc_protos import REFLECTION_V1, REFLECTION_V1ALPHA, BuiltinProto
+from ._grpc_protos import REFLECTION_V1, REFLECTION_V1ALPHA, BuiltinProto, builtin_pool
 from ._schema import ProtoSchema
 from ._service import ServiceInfo
 from .code import Code
@@ -43,9 +44,9 @@ class ReflectionIndex:
     """Finds the descriptors of the services an app serves.
 
     The schema is built on first use and again whenever the list of services grew. Every
-    service goes into one schema (one file per package), so a model shared by two services
-    is described once; if they cannot share one (two models of one name in one package),
-    each service gets its own.
+    service goes into one schema (a file per service, and per package one of the types its
+    services share), so a model shared by two services is described once; if they cannot
+    share one (two models of one name in one package), each service gets its own.
     """
 
     def __init__(self, services: Sequence[ServiceInfo]) -> None:
@@ -67,7 +68,10 @@ class ReflectionIndex:
         return self._pools
 
     def _find(self, lookup: Callable[[DescriptorPool], Any]) -> Any:
-        for pool in self._current_pools():
+        # After the app's own schema: the well-known types and google.rpc error details
+        # whether a service uses them or not (clients decode error details with them), then
+        # what generated modules this process imported (a handler's own detail messages).
+        for pool in (*self._current_pools(), builtin_pool(), descriptor_pool.Default()):
             try:
                 return lookup(pool)
             except KeyError:

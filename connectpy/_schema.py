@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 import inspect
-import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -23,6 +22,7 @@ from google.protobuf.message import Message as ProtoMessage
 from pydantic import BaseModel
 
 from ._pbconvert import PydanticProtoCodec
+from ._schema_split import file_stem, split_by_service
 from ._service import IdempotencyLevel, ServiceInfo
 from ._typemap import (
     EnumType,
@@ -55,10 +55,6 @@ _WELL_KNOWN: dict[str, tuple[str, FileDescriptor]] = {
 
 def _qualify(package: str, name: str) -> str:
     return f"{package}.{name}" if package else name
-
-
-def _snake(name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
 def _own_doc(tp: type) -> str | None:
@@ -284,8 +280,9 @@ class ProtoSchema:
     """Protobuf descriptors, message classes and binary codecs for models and services.
 
     Build it with :meth:`for_services` or :meth:`for_models`. There is one file descriptor
-    per protobuf package; a model reachable from services in two packages is defined in
-    both (the binary encoding is the same).
+    per service, and per protobuf package one of the types its services share (listed
+    first, as the others import it); a model reachable from services in two packages is
+    defined in both (the binary encoding is the same).
     """
 
     def __init__(
@@ -327,7 +324,7 @@ class ProtoSchema:
             builder = _FileBuilder(package)
             for service in members:
                 builder.add_service(service)
-            builders.append((builder, _snake(members[0].name)))
+            builders.append((builder, file_stem(members[0].name)))
         return cls._from_builders(builders, services)
 
     @classmethod
@@ -336,7 +333,7 @@ class ProtoSchema:
         builder = _FileBuilder(package)
         for model in models:
             builder.message(model)
-        stem = _snake(proto_name(models[0])) if models else "models"
+        stem = file_stem(proto_name(models[0])) if models else "models"
         return cls._from_builders([(builder, stem)], ())
 
     @classmethod
@@ -348,7 +345,7 @@ class ProtoSchema:
         docs: dict[str, str] = {}
         files = []
         for builder, stem in builders:
-            files.append(builder.finish(stem))
+            files.extend(split_by_service(builder.finish(stem), builder.imports))
             for tp, name in builder.type_names.items():
                 type_names.setdefault(tp, name)
             imports.update(builder.imports)

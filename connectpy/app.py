@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import anyio
+
 from ._asgi import HttpRequest, Receive, Scope, Send, drain_body, send_plain
 from ._dispatch import Endpoint, run_call
 from ._endpoints import build_endpoints
 from ._health import Health, HealthService
 from ._protocol.base import ServerProtocol
 from ._protocol.connect import CONNECT_GET, CONNECT_STREAM, CONNECT_UNARY
+from ._protocol.enveloped import DRAIN_SECONDS
 from ._protocol.grpc import GRPC, GRPC_WEB, GRPC_WEB_TEXT
 from ._protocol.rest import RestRouter
 from ._reflection import ServerReflectionV1, ServerReflectionV1Alpha
@@ -21,6 +24,7 @@ __all__ = ["DEFAULT_READ_MAX_BYTES", "ASGIApp"]
 
 DEFAULT_READ_MAX_BYTES = 4 * 1024 * 1024
 
+_CLIENTS_MAY_STREAM = (CONNECT_STREAM, GRPC, GRPC_WEB, GRPC_WEB_TEXT)
 _PROTOCOLS: tuple[ServerProtocol, ...] = (
     CONNECT_UNARY,
     CONNECT_STREAM,
@@ -75,18 +79,27 @@ class ASGIApp:
 
     def enable_reflection(self) -> None:
         """Serve gRPC server reflection (``grpc.reflection.v1`` and ``v1alpha``), describing
-        every service mounted on this app, before or after this call."""
+        every service mounted on this app, before or after this call. Calling it again, or
+        with a reflection service mounted already, changes nothing."""
         # The live list, so services mounted later are described too.
         for reflection in (
             ServerReflectionV1(self.services),
             ServerReflectionV1Alpha(self.services),
         ):
-            self.mount(reflection, package=reflection.__connectpy_package__)
+            package = reflection.__connectpy_package__
+            if not self._has_service(f"{package}.{reflection.__connectpy_name__}"):
+                self.mount(reflection, package=package)
 
     def enable_health(self) -> Health:
-        """Serve ``grpc.health.v1.Health``, reporting :attr:`health`; returns it."""
-        self.mount(HealthService(self.health), package=HealthService.__connectpy_package__)
+        """Serve ``grpc.health.v1.Health``, reporting :attr:`health`; returns it. Calling it
+        again, or with a ``grpc.health.v1.Health`` mounted already, changes nothing."""
+        package = HealthService.__connectpy_package__
+        if not self._has_service(f"{package}.{HealthService.__connectpy_name__}"):
+            self.mount(HealthService(self.health), package=package)
         return self.health
+
+    def _has_service(self, full_name: str) -> bool:
+        return any(service.full_name == full_name for service in self.services)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -117,7 +130,11 @@ class ASGIApp:
         if await self._rest.serve(request, self.read_max_bytes):
             return
         error = ConnectError(Code.UNIMPLEMENTED, f"no procedure at {request.scope['path']}")
-        await drain_body(request.receive)
+        # A streaming client (a gRPC one probing for reflection) may wait for an answer before
+        # it ends its request: wait for the rest of the body only briefly, as calls do.
+        bound = DRAIN_SECONDS if protocol in _CLIENTS_MAY_STREAM else None
+        with anyio.move_on_after(bound):
+            await drain_body(request.receive)
         await (protocol or CONNECT_UNARY).reject(request, error)
 
 

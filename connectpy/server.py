@@ -28,6 +28,9 @@ class AsyncIOServer:
     picks h2 or http/1.1. Hypercorn's per-connection request limit is lifted, so a gRPC channel
     can make any number of calls on one connection.
 
+    Server reflection and health checking are served too, unless turned off with
+    ``reflection=False`` and ``health=False``.
+
     Example::
 
         server = AsyncIOServer()  # every interface, port 50051
@@ -44,6 +47,10 @@ class AsyncIOServer:
         package: the protobuf package of services mounted without one (see :class:`ASGIApp`).
         read_max_bytes: the largest request message accepted.
         access_log: log every request to stderr.
+        reflection: serve gRPC server reflection (:meth:`ASGIApp.enable_reflection`), so
+            that ``grpcurl`` and similar tools find the services without a ``.proto``.
+        health: serve ``grpc.health.v1.Health`` (:meth:`ASGIApp.enable_health`), for load
+            balancers and Kubernetes probes; report statuses through ``server.app.health``.
     """
 
     def __init__(
@@ -56,12 +63,16 @@ class AsyncIOServer:
         package: str = "",
         read_max_bytes: int = DEFAULT_READ_MAX_BYTES,
         access_log: bool = False,
+        reflection: bool = True,
+        health: bool = True,
     ) -> None:
         self.host = host
         self.port = port
         self.tls = tls
         self.app = app or ASGIApp(package=package, read_max_bytes=read_max_bytes)
         self.access_log = access_log
+        self.serve_reflection = reflection
+        self.serve_health = health
         self._stop: anyio.Event | None = None
         self._stop_requested = False
 
@@ -76,6 +87,10 @@ class AsyncIOServer:
         """
         for service in services:
             self.app.mount(service)
+        if self.serve_reflection:
+            self.app.enable_reflection()
+        if self.serve_health:
+            self.app.enable_health()
         self._stop = anyio.Event()
         if self._stop_requested:
             self._stop.set()

@@ -16,11 +16,11 @@ from ..context import Context
 from ..errors import ConnectError
 from .base import not_one_message
 
-__all__ = ["EnvelopedCall"]
+__all__ = ["DRAIN_SECONDS", "EnvelopedCall"]
 
 # How long an error waits for a streaming client to finish its request body (see
 # EnvelopedCall._drain_before_status); a full-duplex client that waits for us costs this much.
-_DRAIN_SECONDS = 0.5
+DRAIN_SECONDS = 0.5
 
 
 class EnvelopedCall:
@@ -167,7 +167,7 @@ class EnvelopedCall:
         if self._body_done:
             return
         self._body_done = True
-        bound = _DRAIN_SECONDS if self.context.method.stream_type.client_streams else None
+        bound = DRAIN_SECONDS if self.context.method.stream_type.client_streams else None
         with anyio.move_on_after(bound):
             try:
                 await drain_body(self.request.receive)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import socket
 import sys
 from functools import partial
@@ -68,7 +69,10 @@ def main(argv: list[str] | None = None) -> None:
             (args.host, args.port), family=socket.AF_INET6 if ":" in args.host else socket.AF_INET
         )
     except OSError as error:
-        sys.exit(f"cannot listen: {error.strerror}")
+        sys.exit(
+            f"cannot listen on {args.host} port {args.port}: {os.strerror(error.errno or 0)}; "
+            "pick another port with --port (make demo PORT=8001)"
+        )
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     port = sock.getsockname()[1]
 

@@ -20,9 +20,13 @@ import anyio.to_thread
 import grpc
 import httpx
 import pytest
-from google.protobuf import wrappers_pb2
+from google.protobuf import descriptor_pool, json_format, message_factory, wrappers_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
 
-from connectpy import AsyncIOServer, Context
+from connectpy import ASGIApp, AsyncIOServer, Context
 from connectpy.server import TLSFiles
 
 pytestmark = pytest.mark.timeout(60)
@@ -99,6 +103,75 @@ async def test_asyncio_server_serves_grpc_grpc_web_and_connect() -> None:
         pass
 
 
+REFLECTION_AND_HEALTH = [
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+    "grpc.health.v1.Health",
+]
+
+
+def _reflection_and_health(
+    target: str,
+) -> tuple[list[str] | grpc.StatusCode, int | grpc.StatusCode]:
+    """The services reflection lists and the server's health status, or each call's error
+    code (blocking)."""
+    with grpc.insecure_channel(target, options=[("grpc.enable_http_proxy", 0)]) as channel:
+        try:
+            services: list[str] | grpc.StatusCode = list(
+                ProtoReflectionDescriptorDatabase(channel).get_services()
+            )
+        except grpc.RpcError as error:
+            services = error.code()
+        try:
+            check = health_pb2_grpc.HealthStub(channel).Check
+            status: int | grpc.StatusCode = check(
+                health_pb2.HealthCheckRequest(), timeout=CALL_TIMEOUT
+            ).status
+        except grpc.RpcError as error:
+            status = error.code()
+        return services, status
+
+
+async def _reflection_and_health_of(
+    server: AsyncIOServer,
+) -> tuple[list[str] | grpc.StatusCode, int | grpc.StatusCode]:
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tasks:
+            port = await tasks.start(server.run, EchoService())
+            answers = await anyio.to_thread.run_sync(_reflection_and_health, f"127.0.0.1:{port}")
+            server.shutdown()
+    return answers
+
+
+@pytest.mark.anyio
+async def test_asyncio_server_serves_reflection_and_health_by_default() -> None:
+    server = AsyncIOServer(host="127.0.0.1", port=0, package="test.v1")
+    services, status = await _reflection_and_health_of(server)
+    assert services == ["test.v1.EchoService", *REFLECTION_AND_HEALTH]
+    assert status == health_pb2.HealthCheckResponse.SERVING
+
+
+@pytest.mark.anyio
+async def test_asyncio_server_reflection_and_health_can_be_turned_off() -> None:
+    server = AsyncIOServer(host="127.0.0.1", port=0, reflection=False, health=False)
+    services, status = await _reflection_and_health_of(server)
+    assert services == grpc.StatusCode.UNIMPLEMENTED
+    assert status == grpc.StatusCode.UNIMPLEMENTED
+    assert [s.full_name for s in server.app.services] == ["EchoService"]
+
+
+def test_asyncio_server_keeps_an_apps_own_reflection_and_health() -> None:
+    app = ASGIApp()
+    app.mount(EchoService())
+    app.enable_reflection()
+    health = app.enable_health()
+    server = AsyncIOServer(host="127.0.0.1", port=0, app=app)
+    server.shutdown()
+    anyio.run(server.run)  # enabling them again changes nothing, and does not fail
+    assert [s.full_name for s in app.services] == ["EchoService", *REFLECTION_AND_HEALTH]
+    assert app.enable_health() is health
+
+
 @pytest.mark.anyio
 async def test_asyncio_server_shutdown_before_run_returns_at_once() -> None:
     server = AsyncIOServer(host="127.0.0.1", port=0, package="test.v1")
@@ -171,6 +244,13 @@ def test_seed_option1_example_runs_unchanged() -> None:
             reply = get_book(StringValue(value="7"), timeout=CALL_TIMEOUT)
             assert StringValue.FromString(reply).value == "7"
             assert b"Book 7" in reply
+            # The guide's `grpcurl -plaintext localhost:50051 BookService/GetBook`: the method
+            # found by reflection, called with an empty request (grpcurl's, without -d).
+            assert _call_through_reflection(ch, "BookService", "GetBook") == {
+                "title": "Book ",
+                "author": "Author Name",
+                "price": 29.99,
+            }
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=15)
     finally:
@@ -179,6 +259,20 @@ def test_seed_option1_example_runs_unchanged() -> None:
             process.wait()
     assert process.returncode == 0, output.decode()
     assert b"Starting gRPC server on port 50051" in output
+
+
+def _call_through_reflection(channel: grpc.Channel, service: str, method: str) -> Any:
+    """What grpcurl does: find the method by reflection, call it with an empty request."""
+    pool = descriptor_pool.DescriptorPool(ProtoReflectionDescriptorDatabase(channel))
+    found = pool.FindServiceByName(service).methods_by_name[method]
+    request_class = message_factory.GetMessageClass(found.input_type)
+    response_class = message_factory.GetMessageClass(found.output_type)
+    call = channel.unary_unary(
+        f"/{service}/{method}",
+        request_serializer=request_class.SerializeToString,
+        response_deserializer=response_class.FromString,
+    )
+    return json_format.MessageToDict(call(request_class(), timeout=CALL_TIMEOUT))
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:

@@ -150,6 +150,20 @@ def test_usage_errors_exit_2_with_a_message(argv: list[str], message: str) -> No
     assert b"Traceback" not in result.stderr
 
 
+def test_serve_on_a_busy_port_fails_in_one_line() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        argv = connectpy("serve", "examples.http_gateway:app", "--port", port)
+        result = subprocess.run(argv, cwd=ROOT, capture_output=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.decode().splitlines() == [
+        f"connectpy: error: cannot listen on 127.0.0.1 port {port}: Address already in use"
+    ]
+    assert result.stdout == b""
+
+
 def googleapis_include() -> str:
     spec = importlib.util.find_spec("google.api.annotations_pb2")
     assert spec is not None
@@ -188,6 +202,72 @@ def test_proto_of_an_app_prints_its_services() -> None:
     assert text.startswith("// File: book_service.proto\n")
     assert "service BookService {" in text
     assert "grpc.health" not in text  # built-in services import their canonical files
+
+
+SHARING_SERVICES = """\
+import enum
+
+from connectpy import ASGIApp, Message
+
+
+class Color(enum.Enum):
+    RED = "red"
+
+
+class Paint(Message):
+    color: Color
+
+
+class Mixer:
+    async def mix(self, request: Paint) -> Paint:
+        return request
+
+
+class Shop:
+    async def sell(self, request: Paint) -> Paint:
+        return request
+
+
+app = ASGIApp(package="art.v1")
+app.mount(Mixer())
+app.mount(Shop())
+app.enable_reflection()
+"""
+
+
+@pytest.mark.parametrize(
+    "targets",
+    [["art_services:Mixer", "art_services:Shop", "--package", "art.v1"], ["art_services:app"]],
+    ids=["services", "app"],
+)
+def test_proto_out_writes_files_protoc_compiles_together(
+    tmp_path: Path, targets: list[str]
+) -> None:
+    (tmp_path / "art_services.py").write_text(SHARING_SERVICES)
+    result = subprocess.run(
+        connectpy("proto", *targets, "--out", "protos"),
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    names = ["art/v1/shared.proto", "art/v1/mixer.proto", "art/v1/shop.proto"]
+    assert result.stdout.decode().split() == [f"protos/{name}" for name in names]
+    out = tmp_path / "set.pb"
+    well_known = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
+    includes = [f"-I{tmp_path / 'protos'}", f"-I{well_known}"]
+    assert protoc.main(["protoc", *includes, f"--descriptor_set_out={out}", *names]) == 0
+    files = {f.name: f for f in FileDescriptorSet.FromString(out.read_bytes()).file}
+    assert [e.name for e in files["art/v1/shared.proto"].enum_type] == ["Color"]
+    assert list(files["art/v1/shop.proto"].dependency) == ["art/v1/shared.proto"]
+
+
+def test_proto_name_needs_a_single_service(tmp_path: Path) -> None:
+    (tmp_path / "art_services.py").write_text(SHARING_SERVICES)
+    argv = connectpy("proto", "art_services:Mixer", "art_services:Shop", "--name", "X")
+    result = subprocess.run(argv, cwd=tmp_path, capture_output=True, timeout=60)
+    assert result.returncode == 2
+    assert b"--name renames one service" in result.stderr
 
 
 def test_console_script_and_python_m() -> None:

@@ -7,6 +7,7 @@ are written there; the guide is the API our users expect to keep working.
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import re
 import shutil
 import signal
@@ -16,7 +17,7 @@ import sys
 import threading
 import time
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -203,17 +204,20 @@ def free_port() -> int:
 
 
 class Program:
-    """A running ``python -m <module> --port <port>``, its output collected as it comes."""
+    """A running ``python -m <module> --port <port>`` (or another command line taking the
+    port), its output collected as it comes."""
 
-    def __init__(self, module: str) -> None:
+    def __init__(self, module: str, command: Callable[[int], list[str]] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        argv = [sys.executable, "-m", module, "--port", str(self.port)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", module, "--port", str(self.port)],
+            argv if command is None else command(self.port),
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,  # Ctrl-C reaches the whole group, as from a terminal
         )
         self._out: list[str] = []
         self._err: list[str] = []
@@ -249,7 +253,7 @@ class Program:
     def stop(self) -> int:
         """Ctrl-C, as a user would; kill it if it does not stop within 10 seconds."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            os.killpg(self.proc.pid, signal.SIGINT)
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -276,6 +280,36 @@ def bookstore_program() -> Iterator[Program]:
         yield program
     finally:
         program.stop()
+
+
+def test_make_demo_takes_a_port() -> None:
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    # -o: the venv this test runs in is the demo's; never reinstall it from here.
+    command = [make, "--no-print-directory", "-o", ".venv/.installed", "demo"]
+    program = Program("", lambda port: [*command, f"PORT={port}", f"PY={sys.executable}"])
+    try:
+        program.wait_until_serving("/rpc/BookRPCService/GetBook")
+        response = httpx.get(program.url + "/api/books/1", timeout=10)
+    finally:
+        program.stop()
+    assert (response.status_code, response.content) == (200, CLEAN_CODE)
+    assert f"http://localhost:{program.port}/api" in program.stdout
+
+
+def test_bookstore_on_a_busy_port_says_how_to_pick_another() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        argv = [sys.executable, "-m", "examples.bookstore", "--port", str(port)]
+        result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"cannot listen on 127.0.0.1 port {port}: Address already in use; "
+        "pick another port with --port (make demo PORT=8001)"
+    ]
 
 
 @pytest.fixture

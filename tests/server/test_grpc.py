@@ -303,6 +303,28 @@ def test_unknown_procedure_is_unimplemented(channel: grpc.Channel, path: str) ->
     assert caught.value.code() is grpc.StatusCode.UNIMPLEMENTED
 
 
+def test_unknown_stream_is_unimplemented_while_the_client_still_streams(
+    channel: grpc.Channel,
+) -> None:
+    # As grpcurl probes for reflection: it waits for an answer before it ends its stream.
+    done = threading.Event()
+
+    def requests() -> Iterator[StringValue]:
+        yield StringValue(value="x")
+        done.wait(CALL_TIMEOUT)  # the stream stays open until the call has failed
+
+    call = channel.stream_stream(
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        request_serializer=StringValue.SerializeToString,
+    )
+    try:
+        with pytest.raises(grpc.RpcError) as caught:
+            list(call(requests(), timeout=CALL_TIMEOUT))
+    finally:
+        done.set()
+    assert caught.value.code() is grpc.StatusCode.UNIMPLEMENTED
+
+
 @pytest.mark.parametrize("count", [0, 2])
 def test_unary_cardinality_violation_is_unimplemented(channel: grpc.Channel, count: int) -> None:
     # A client-streaming stub pointed at a unary method sends 0 or 2 messages.

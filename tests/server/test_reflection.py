@@ -11,19 +11,30 @@ from __future__ import annotations
 import datetime
 import enum
 import struct
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import grpc
 import httpx
 import pytest
-from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
+from google.protobuf import (
+    descriptor_pb2,
+    descriptor_pool,
+    json_format,
+    message_factory,
+    struct_pb2,
+)
+from google.rpc import error_details_pb2, status_pb2
+from google.type import date_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
-from connectpy import ASGIApp, Message
+from connectpy import ASGIApp, Code, ConnectError, Message
+from connectpy._grpc_protos import RPC_ERROR_DETAILS, RPC_STATUS
 from connectpy.reflection import reflection_message
 from connectpy.testing import RunningServer, serve_in_thread
 
@@ -91,6 +102,17 @@ class Shop:
 class Admin:
     async def restock(self, request: ItemRequest) -> ItemRequest:
         return request
+
+    async def configure(self, request: struct_pb2.Struct) -> ItemRequest:
+        violation = error_details_pb2.BadRequest.FieldViolation(field="mode", description="bad")
+        raise ConnectError(
+            Code.INVALID_ARGUMENT,
+            "bad settings",
+            details=[
+                error_details_pb2.BadRequest(field_violations=[violation]),
+                date_pb2.Date(year=2024, month=5, day=6),  # a generated type of the app's own
+            ],
+        )
 
 
 def make_app() -> ASGIApp:
@@ -175,6 +197,82 @@ def test_the_builtin_services_describe_themselves(channel: grpc.Channel) -> None
     service.file.CopyToProto(ours)
     theirs.name = ours.name
     assert ours == theirs
+
+
+# --- what clients need besides the services: well-known types and error details ----------
+
+
+@pytest.mark.parametrize(
+    ("symbol", "file", "imports"),
+    [
+        ("google.rpc.BadRequest", "google/rpc/error_details.proto", ["duration.proto"]),
+        ("google.rpc.Status", "google/rpc/status.proto", ["any.proto"]),
+        ("google.protobuf.Struct", "google/protobuf/struct.proto", []),  # a service uses it
+        ("google.protobuf.Any", "google/protobuf/any.proto", []),  # none uses these
+        ("google.protobuf.Empty", "google/protobuf/empty.proto", []),
+        ("google.protobuf.Int64Value", "google/protobuf/wrappers.proto", []),
+        (
+            "google.protobuf.Type",
+            "google/protobuf/type.proto",
+            ["any.proto", "source_context.proto"],
+        ),
+        ("google.type.Date", "google/type/date.proto", []),  # a generated module imported
+    ],
+)
+def test_grpcio_reflection_client_resolves_types_beyond_the_services(
+    channel: grpc.Channel, symbol: str, file: str, imports: list[str]
+) -> None:
+    pool = descriptor_pool.DescriptorPool(ProtoReflectionDescriptorDatabase(channel))
+    message = pool.FindMessageTypeByName(symbol)
+    assert message.file.name == file
+    assert [d.name for d in message.file.dependencies] == [f"google/protobuf/{i}" for i in imports]
+
+
+def test_error_details_decode_with_types_from_reflection(channel: grpc.Channel) -> None:
+    # What grpcurl does with grpc-status-details-bin: decode Status and each Any by name.
+    pool = descriptor_pool.DescriptorPool(ProtoReflectionDescriptorDatabase(channel))
+    method = pool.FindServiceByName("admin.v1.Admin").methods_by_name["Configure"]
+    call = channel.unary_unary(
+        "/admin.v1.Admin/Configure",
+        request_serializer=message_factory.GetMessageClass(method.input_type).SerializeToString,
+    )
+    with pytest.raises(grpc.RpcError) as caught:
+        call(struct_pb2.Struct(), timeout=CALL_TIMEOUT)
+    error: Any = caught.value
+    trailers = dict(error.trailing_metadata())
+    status_class = message_factory.GetMessageClass(pool.FindMessageTypeByName("google.rpc.Status"))
+    status: Any = status_class.FromString(trailers["grpc-status-details-bin"])
+    assert (status.code, status.message) == (Code.INVALID_ARGUMENT.number, "bad settings")
+    decoded = []
+    for detail in status.details:
+        name = detail.type_url.rpartition("/")[2]
+        detail_class = message_factory.GetMessageClass(pool.FindMessageTypeByName(name))
+        decoded.append(json_format.MessageToDict(detail_class.FromString(detail.value)))
+    assert decoded == [
+        {"fieldViolations": [{"field": "mode", "description": "bad"}]},
+        {"year": 2024, "month": 5, "day": 6},
+    ]
+
+
+def as_proto(file: Any) -> descriptor_pb2.FileDescriptorProto:
+    proto = descriptor_pb2.FileDescriptorProto()
+    file.CopyToProto(proto)
+    return proto
+
+
+def test_google_rpc_files_are_connectpys_own_and_canonical() -> None:
+    # In a fresh interpreter, where googleapis-common-protos was never imported.
+    check = (
+        "import sys\n"
+        "from connectpy._reflection import ReflectionIndex\n"
+        "file = ReflectionIndex([]).file_containing_symbol('google.rpc.BadRequest')\n"
+        "assert 'google.rpc.error_details_pb2' not in sys.modules\n"
+        "print(file.name)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, timeout=60)
+    assert result.stdout == b"google/rpc/error_details.proto\n", result.stderr.decode()
+    for ours, theirs in ((RPC_STATUS, status_pb2), (RPC_ERROR_DETAILS, error_details_pb2)):
+        assert as_proto(ours.file) == as_proto(theirs.DESCRIPTOR)
 
 
 # --- v1, request by request ---------------------------------------------------------------

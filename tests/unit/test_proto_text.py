@@ -21,7 +21,7 @@ from connectpy import IdempotencyLevel, Message, http_option, rpc
 from connectpy._proto_text import render_proto
 from connectpy._schema import ProtoSchema
 from connectpy._service import inspect_service
-from connectpy.schema import FieldNumber, generate_proto
+from connectpy.schema import FieldNumber, generate_proto, generate_proto_files
 
 WELL_KNOWN = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
 
@@ -285,3 +285,150 @@ def test_render_without_docs_or_services() -> None:
     assert "//" not in text.split("\n", 1)[1]
     assert "message GetBookRequest {\n  string id = 1;\n}" in text
     assert "import" not in text
+
+
+class Count(Message):
+    n: int = 0
+
+
+class Counter:
+    async def count(self, request: Count) -> Count:
+        raise NotImplementedError
+
+
+@pytest.mark.parametrize("package", ["counter.v1", ""])
+def test_a_message_named_like_a_method_is_qualified(tmp_path: Path, package: str) -> None:
+    # protoc looks `Count` up in the service first and finds the method, not the message.
+    ours = ProtoSchema.for_services([inspect_service(Counter(), package=package)]).file_descriptor
+    text = generate_proto(Counter(), package=package)
+    assert f"rpc Count(.{ours.package + '.' if package else ''}Count)" in text
+    theirs = _protoc(tmp_path, {ours.name: text}, ours.name)
+    assert _normalized(theirs) == _normalized(ours)
+
+
+# --- several services: one file each, shared types in a file they import ------------------
+
+
+class Color(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+class Paint(Message):
+    color: Color
+    mixed: datetime.datetime | None = None
+
+
+class Can(Message):
+    paint: Paint
+    litres: float = 1.0
+
+
+class Recipe(Message):
+    paints: list[Paint]
+
+
+class Receipt(Message):
+    total: float
+
+
+class Brush(Message):
+    width: int
+
+
+class Mixer:
+    async def mix(self, request: Recipe) -> Can:
+        raise NotImplementedError
+
+
+class Shop:
+    @http_option(method="POST", path="/v1/cans", body="*")
+    async def sell(self, request: Can) -> Receipt:
+        raise NotImplementedError
+
+    async def lend(self, request: Brush) -> empty_pb2.Empty:
+        raise NotImplementedError
+
+
+def run_protoc(tmp_path: Path, files: dict[str, str]) -> int:
+    """protoc's exit status for every file compiled in one run; a descriptor set in set.pb."""
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    out = tmp_path / "set.pb"
+    args = ["protoc", f"-I{tmp_path}", f"-I{WELL_KNOWN}", f"--descriptor_set_out={out}"]
+    status: int = protoc.main([*args, *files])
+    return status
+
+
+def compile_together(tmp_path: Path, files: dict[str, str]) -> dict[str, FileDescriptorProto]:
+    """Each file's descriptor, as protoc sees it, compiling them all in one run."""
+    assert run_protoc(tmp_path, files) == 0, "protoc rejected the files: see stderr"
+    out = tmp_path / "set.pb"
+    return {file.name: file for file in FileDescriptorSet.FromString(out.read_bytes()).file}
+
+
+def normalized(file: FileDescriptorProto) -> FileDescriptorProto:
+    copy = FileDescriptorProto()
+    copy.CopyFrom(file)
+    dependencies = sorted(set(copy.dependency) - {"google/api/annotations.proto"})
+    del copy.dependency[:]
+    copy.dependency.extend(dependencies)
+    for service in copy.service:
+        for method in service.method:
+            method.options.DiscardUnknownFields()  # the google.api.http rule
+            if not method.options.ListFields():
+                method.ClearField("options")
+    return copy
+
+
+STAND_INS = {"google/api/http.proto": HTTP_PROTO, "google/api/annotations.proto": ANNOTATIONS_PROTO}
+
+
+def test_one_at_a_time_the_shared_types_clash(tmp_path: Path) -> None:
+    # What the files fix: each standalone file defines Paint and Color again.
+    files = {
+        "art/v1/mixer.proto": generate_proto(Mixer(), package="art.v1"),
+        "art/v1/shop.proto": generate_proto(Shop(), package="art.v1"),
+        **STAND_INS,
+    }
+    assert run_protoc(tmp_path, files) != 0
+
+
+@pytest.mark.parametrize("package", ["art.v1", ""])
+def test_files_of_services_sharing_types_compile_together(tmp_path: Path, package: str) -> None:
+    files = generate_proto_files(Mixer(), Shop(), package=package)
+    base = package.replace(".", "/") + "/" if package else ""
+    shared, mixer, shop = f"{base}shared.proto", f"{base}mixer.proto", f"{base}shop.proto"
+    assert list(files) == [shared, mixer, shop]
+    theirs = compile_together(tmp_path, {**files, **STAND_INS})
+
+    services = [inspect_service(s, package=package) for s in (Mixer(), Shop())]
+    ours = {file.name: file for file in ProtoSchema.for_services(services).file_descriptors}
+    for name in files:
+        assert normalized(theirs[name]) == normalized(ours[name]), name
+    # Each type is defined once: where two services use it, in the shared file.
+    assert [m.name for m in ours[shared].message_type] == ["Paint", "Can"]
+    assert [e.name for e in ours[shared].enum_type] == ["Color"]
+    assert [m.name for m in ours[mixer].message_type] == ["Recipe"]
+    assert [m.name for m in ours[shop].message_type] == ["Receipt", "Brush"]
+    # Exactly the imports each file needs (protoc warns of unused ones).
+    assert list(ours[shared].dependency) == ["google/protobuf/timestamp.proto"]
+    assert list(ours[mixer].dependency) == [shared]
+    assert sorted(ours[shop].dependency) == sorted([shared, "google/protobuf/empty.proto"])
+    assert "google/api/annotations.proto" in files[shop]
+    assert "google/api/annotations.proto" not in files[mixer] + files[shared]
+
+
+def test_services_that_share_nothing_get_no_shared_file() -> None:
+    class Painter:
+        async def paint(self, request: Brush) -> Receipt:
+            raise NotImplementedError
+
+    files = generate_proto_files(Mixer(), Painter(), package="art.v1")
+    assert list(files) == ["art/v1/mixer.proto", "art/v1/painter.proto"]
+
+
+def test_one_service_is_one_file_as_generate_proto_prints_it() -> None:
+    files = generate_proto_files(Mixer(), package="art.v1")
+    assert files == {"art/v1/mixer.proto": generate_proto(Mixer(), package="art.v1")}
