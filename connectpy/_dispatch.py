@@ -47,13 +47,37 @@ async def run_call(endpoint: Endpoint, call: ServerCall, request: HttpRequest) -
     stream_type = endpoint.method.stream_type
     if stream_type is StreamType.UNARY:
         error = await _run_guarded(endpoint, call, _serve_unary)
-        if error is not _GONE:
+        if error is not _GONE and not await _left_past_deadline(call, request):
             await _finish(call, error)
         return
     if stream_type is StreamType.SERVER_STREAM:
         await _run_server_stream(endpoint, call, request)
         return
     await _run_client_stream(endpoint, call, request)
+
+
+async def _left_past_deadline(call: ServerCall, request: HttpRequest) -> bool:
+    """Whether the client of a unary call answered past its deadline went away meanwhile.
+
+    The client's deadline passes about when ours does (it started its clock first, but sends
+    the timeout rounded down to the millisecond), and it then gives up on the response: an
+    answer landing at that moment is cut short by the client, not by us. Go's net/http even
+    hands over the head of a response that arrives as it cancels, having dropped the body:
+    the caller sees an error status with a body that reads as empty. So the answer waits a
+    moment for the client to leave (HTTP/2 resets the stream, HTTP/1.1 closes the connection)
+    and goes only to one still there: one that does not enforce the deadline itself.
+    """
+    deadline = call.context.deadline
+    if deadline is None or anyio.current_time() < deadline:
+        return False
+    with anyio.move_on_after(_DEADLINE_GRACE_SECONDS):
+        while (await request.receive())["type"] == "http.request":
+            pass  # what is left of a body the deadline cut short
+        return True
+    return False
+
+
+_DEADLINE_GRACE_SECONDS = 0.5
 
 
 async def _run_server_stream(endpoint: Endpoint, call: ServerCall, request: HttpRequest) -> None:

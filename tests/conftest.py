@@ -1,4 +1,5 @@
-"""Shared fixtures: the anyio backends, the seed guide's apps, compressed bombs, and protoc.
+"""Shared fixtures: the anyio backends, the seed guide's apps, compressed bombs, protoc, and a
+TLS certificate.
 
 The seed guide's Option 3 (a standalone Connect app) and Option 4 (FastAPI with the Connect
 app mounted at ``/rpc``) are built here exactly as the guide writes them, so both the
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
+import subprocess
 import uuid
 import zlib
 from collections.abc import Callable
@@ -23,6 +26,7 @@ from fastapi import FastAPI, HTTPException
 from grpc_tools import protoc
 
 from connectpy import ASGIApp, Message
+from connectpy.server import TLSFiles
 
 WELL_KNOWN_PROTOS = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
 BOMB_SIZE = 100 * 1024 * 1024
@@ -44,6 +48,21 @@ def gzip_bomb() -> bytes:
     parts = [compressor.compress(chunk) for _ in range(BOMB_SIZE // len(chunk))]
     parts.append(compressor.flush())
     return b"".join(parts)
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
+    """A self-signed certificate and key for ``localhost`` and ``127.0.0.1``, made with openssl."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    command = [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    command += ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost"]
+    command += ["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+    return TLSFiles(certfile=str(cert), keyfile=str(key))
 
 
 # --- Seed guide, Option 3: Connect RPC standalone --------------------------------------------

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 import socket
 import ssl
@@ -178,25 +177,6 @@ async def test_asyncio_server_shutdown_before_run_returns_at_once() -> None:
     server.shutdown()
     with anyio.fail_after(10):
         await server.run(EchoService())
-
-
-@pytest.fixture(scope="module")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl is needed to make a test certificate")
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    command = [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-    command += ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost"]
-    command += ["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]
-    subprocess.run(
-        command,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return TLSFiles(certfile=str(cert), keyfile=str(key))
 
 
 @pytest.mark.anyio
