@@ -199,9 +199,18 @@ def _enum_hooks(cls: type[enum.Enum]) -> tuple[Callable[[Any], Any], Callable[[A
         if maybe is not None:
             known[name] = known[number] = maybe
             names[maybe] = name
-    # An array or object sent for an enum raises TypeError (unhashable), which the message
-    # codec reports as invalid_argument like any undecodable input.
-    return known.__getitem__, names.__getitem__
+    lookup = known.__getitem__
+
+    def read(value: Any) -> Any:
+        # true would be found as 1 and an array or object is unhashable: none is an enum value.
+        if type(value) in _NOT_ENUM_VALUES:
+            return UnknownEnum(cls, value)
+        return lookup(value)
+
+    return read, names.__getitem__
+
+
+_NOT_ENUM_VALUES = frozenset({bool, list, dict})
 
 
 def _proto_hooks(cls: type[ProtoMessage]) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:

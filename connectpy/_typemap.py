@@ -338,7 +338,7 @@ class UnknownEnum:
     it, so the error can name the wire values rather than the Python ones."""
 
     enum: type[enum.Enum]
-    received: int | float | str
+    received: object  # a number or a name; or, from JSON, a boolean, array or object
 
     def describe(self) -> str:
         values = enum_values(self.enum)
@@ -347,8 +347,15 @@ class UnknownEnum:
         zero_name, _, zero_member = values[0]
         if zero_member is None and self.received in (0, zero_name):
             return f"{zero_name} (0) is not allowed; expected {expected}"
+        kind = _JSON_KINDS.get(type(self.received))
+        if kind is not None:
+            return f"expected a {proto_name(self.enum)} value name or number, got {kind}"
         shown = f'"{self.received}"' if isinstance(self.received, str) else self.received
         return f"unknown {proto_name(self.enum)} value {shown}; expected {expected}"
+
+
+# What JSON sent, where an enum wants a value name or a number.
+_JSON_KINDS: dict[type, str] = {bool: "a boolean", list: "an array", dict: "an object"}
 
 
 def _ensure_complete(model: type[BaseModel]) -> None:

@@ -308,8 +308,23 @@ def test_an_unknown_enum_value_is_named_in_protobuf_terms(sent: object, message:
         json_codec(Shade).decode(data)
     (error,) = caught.value.errors()
     assert error["loc"] == ("colors", 1)
-    assert error["input"] == UnknownEnum(Color, sent)  # type: ignore[arg-type]
+    assert error["input"] == UnknownEnum(Color, sent)
     assert error["input"].describe() == message
+
+
+@pytest.mark.parametrize(
+    ("sent", "kind"),
+    [(True, "a boolean"), ([0], "an array"), ({"a": 0}, "an object")],
+    ids=["boolean", "array", "object"],
+)
+def test_an_enum_sent_as_another_json_type_is_named(sent: object, kind: str) -> None:
+    # true would be read as 1, and an array or object raised "unhashable type" to the client.
+    data = json.dumps({"colors": [sent]}).encode()
+    with pytest.raises(ValidationError) as caught:
+        json_codec(Shade).decode(data)
+    (error,) = caught.value.errors()
+    assert error["loc"] == ("colors", 0)
+    assert error["input"].describe() == f"expected a Color value name or number, got {kind}"
 
 
 def test_the_unspecified_zero_of_an_int_enum_is_named() -> None:
