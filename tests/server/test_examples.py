@@ -451,7 +451,14 @@ def test_browser_cors_docstring_curl_line() -> None:
 
 # --- Docs: every ```python block runs -----------------------------------------------------------
 
-DOCS = ["README.md", "docs/index.md", "docs/getting-started.md", "docs/types.md", "docs/errors.md"]
+DOCS = [
+    "README.md",
+    "docs/index.md",
+    "docs/getting-started.md",
+    "docs/types.md",
+    "docs/errors.md",
+    "docs/browsers.md",
+]
 
 
 def python_blocks(markdown: str) -> list[str]:
