@@ -40,7 +40,7 @@ from connectpy import (
 )
 
 PACKAGE = "greet.v1"
-EXPOSED = ["X-Greeter", "X-Reason"]
+EXPOSED = ["X-Greeter", "X-Greeted", "X-Reason"]
 """Response headers (and trailers) pages read: metadata beyond what the protocols need."""
 
 
@@ -62,8 +62,10 @@ class Tick(Message):
 
 class GreetService:
     async def greet(self, request: GreetRequest, ctx: Context) -> GreetReply:
-        """Unary, over POST: the page reads the reply and the ``x-greeter`` header."""
+        """Unary, over POST: the page reads the reply, the ``x-greeter`` header and the
+        ``x-greeted`` trailer."""
         ctx.response_headers["x-greeter"] = "connectpy"
+        ctx.response_trailers["x-greeted"] = request.name
         return GreetReply(greeting=f"Hello, {request.name}!")
 
     @rpc(idempotency=IdempotencyLevel.NO_SIDE_EFFECTS)

@@ -56,7 +56,7 @@ REFUSED = {
     ],
     "metadata": {"x-reason": "on-purpose"},
 }
-GREETED = {"greeting": "Hello, Ada!", "greeter": "connectpy", "methods": ["POST"]}
+GREETED = {"greeting": "Hello, Ada!", "greeter": "connectpy", "greeted": "Ada", "methods": ["POST"]}
 COUNTED = {"remaining": [3, 2, 1], "methods": ["POST"]}
 
 

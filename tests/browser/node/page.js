@@ -54,8 +54,15 @@ function describeError(error) {
 async function greet(kind, options) {
   const { rpc, methods } = client(kind, options);
   let greeter = null;
-  const reply = await rpc.greet({ name: "Ada" }, { onHeader: (h) => (greeter = h.get("x-greeter")) });
-  return { greeting: reply.greeting, greeter, methods };
+  let greeted = null;
+  const reply = await rpc.greet(
+    { name: "Ada" },
+    {
+      onHeader: (headers) => (greeter = headers.get("x-greeter")),
+      onTrailer: (trailers) => (greeted = trailers.get("x-greeted")),
+    },
+  );
+  return { greeting: reply.greeting, greeter, greeted, methods };
 }
 
 async function countdown(kind) {
