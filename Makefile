@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Pinned dev and lint tools (README: "Bumping the dev tools").
 DEV_CONSTRAINTS := .ci/dev-constraints.txt
 
-.PHONY: demo test lint typecheck unit foreign foreign-prepare conformance conformance-prepare bench bench-micro bench-profile bench-tools clean
+.PHONY: demo test lint typecheck unit foreign foreign-prepare browser browser-prepare conformance conformance-prepare bench bench-micro bench-profile bench-tools clean
 
 $(STAMP): pyproject.toml $(DEV_CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ PORT = 8000
 demo: $(STAMP)
 	$(PY) -m examples.bookstore --port $(PORT)
 
-test: lint typecheck conformance-prepare foreign-prepare unit conformance
+test: lint typecheck conformance-prepare foreign-prepare browser-prepare unit conformance
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -40,6 +40,16 @@ foreign-prepare: $(STAMP)
 # The foreign-client tier alone: connect-es and grpcio against a real Hypercorn.
 foreign: $(STAMP)
 	$(PY) tests/foreign/run.py
+
+# Installs Chromium (apt-get, when it is missing and we are root) and the browser test's Node
+# project (`npm ci` in tests/browser/node; skips without them, except under CI=true), so that
+# pytest runs tests/browser with them.
+browser-prepare: $(STAMP)
+	$(PY) tests/browser/run_browser.py --prepare-only
+
+# The browser tier alone: connect-web in headless Chromium, calling across origins.
+browser: $(STAMP)
+	$(PY) tests/browser/run_browser.py
 
 # Installs the pinned runner and generates the conformance protos (skips without Go, except
 # under CI=true), so the harness tests in pytest run against the generated code.
@@ -80,4 +90,4 @@ bench-profile: $(BENCH_STAMP) bench-tools
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) build conformance/gen tests/foreign/node/node_modules \
-		tests/foreign/node/gen
+		tests/foreign/node/gen tests/browser/node/node_modules tests/browser/node/gen

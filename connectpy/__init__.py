@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._cors import CORS
 from ._service import IdempotencyLevel, StreamType, http_option, rpc
 from .app import ASGIApp
 from .code import Code
@@ -12,6 +13,7 @@ from .schema import FieldNumber, generate_proto
 from .server import AsyncIOServer
 
 __all__ = [
+    "CORS",
     "ASGIApp",
     "AsyncIOServer",
     "Code",

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import anyio
 
 from ._asgi import HttpRequest, Receive, Scope, Send, drain_body, send_plain
+from ._cors import CORS
 from ._dispatch import Endpoint, run_call
 from ._endpoints import build_endpoints
 from ._health import Health, HealthService
@@ -45,10 +46,19 @@ class ASGIApp:
         package: the protobuf package for services mounted without one (e.g. ``"book.v1"``);
             it prefixes their paths: ``/book.v1.BookService/GetBook``.
         read_max_bytes: the largest request message accepted, after decompression.
+        cors: which web origins may call from a browser (:class:`CORS`); None, the default,
+            answers no preflight and adds no CORS headers.
     """
 
-    def __init__(self, *, package: str = "", read_max_bytes: int = DEFAULT_READ_MAX_BYTES) -> None:
+    def __init__(
+        self,
+        *,
+        package: str = "",
+        read_max_bytes: int = DEFAULT_READ_MAX_BYTES,
+        cors: CORS | None = None,
+    ) -> None:
         self.package = package
+        self.cors = cors
         self.read_max_bytes = read_max_bytes
         self.services: list[ServiceInfo] = []
         self._routes: dict[str, Endpoint] = {}
@@ -106,6 +116,11 @@ class ASGIApp:
             if scope["type"] == "lifespan":
                 await _lifespan(receive, send)
             return
+        if self.cors is not None:
+            if self.cors.is_preflight(scope):
+                await self.cors.answer_preflight(scope, send)
+                return
+            send = self.cors.wrap_send(scope, send)
         request = HttpRequest(scope, receive, send)
         protocol: ServerProtocol | None = None
         for candidate in self._protocols:

@@ -8,9 +8,7 @@ grpc_tools.protoc``); connect-es code comes from the ``protoc-gen-es`` plugin th
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import os
 import shutil
 import subprocess
 import sys
@@ -19,15 +17,13 @@ from types import ModuleType
 
 import grpc_tools
 from every_type import PACKAGE
+from node_project import NodeProject
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 NODE_DIR = HERE / "node"
-NODE_MODULES = NODE_DIR / "node_modules"
-LOCKFILE = NODE_DIR / "package-lock.json"
-INSTALLED_STAMP = NODE_MODULES / ".connectpy-installed"
-"""Holds the digest of the lockfile ``npm ci`` installed: a changed lockfile needs a new run."""
-PROTOC_GEN_ES = NODE_MODULES / ".bin" / "protoc-gen-es"
+NODE_PROJECT = NodeProject(NODE_DIR)
+PROTOC_GEN_ES = NODE_PROJECT.bin / "protoc-gen-es"
 CLIENT_JS = NODE_DIR / "client.js"
 GEN_DIR = NODE_DIR / "gen"
 """Where generated connect-es code goes: inside the Node project, so that its imports of
@@ -38,20 +34,11 @@ PROTO_FILE = "everytype/v1/everytype.proto"
 WELL_KNOWN = Path(grpc_tools.__file__).resolve().parent / "_proto"
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
-
-
-def lock_digest() -> str:
-    return hashlib.sha256(LOCKFILE.read_bytes()).hexdigest()
-
-
 def node_missing() -> str | None:
     """Why the connect-es clients cannot run here, or None when they can."""
     if shutil.which("node") is None:
         return "node not found on PATH: install Node.js >= 20 and npm"
-    stamp = INSTALLED_STAMP.read_text().strip() if INSTALLED_STAMP.is_file() else None
-    if stamp != lock_digest() or not PROTOC_GEN_ES.is_file():
+    if not NODE_PROJECT.is_installed() or not PROTOC_GEN_ES.is_file():
         return "the connect-es clients are not installed (or are stale): run `make foreign`"
     return None
 

@@ -16,59 +16,24 @@ where that is an error.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for node_project
 
 import foreign_gen
+from node_project import Tier, find_npm
+
+TIER = Tier("foreign", foreign_gen.HERE)
 
 
-def log(message: str) -> None:
-    print(f"foreign: {message}", flush=True)
-
-
-def fail(message: str) -> int:
-    print(f"foreign: ERROR: {message}", file=sys.stderr, flush=True)
-    return 1
-
-
-def install(npm: str) -> None:
-    """``npm ci``, unless ``node_modules`` holds what the lockfile pins already."""
-    digest = foreign_gen.lock_digest()
-    stamp = foreign_gen.INSTALLED_STAMP
-    if stamp.is_file() and stamp.read_text().strip() == digest:
-        return
-    where = foreign_gen.NODE_MODULES.relative_to(foreign_gen.ROOT)
-    log(f"installing the connect-es clients into {where}/ (npm ci)")
-    # protoc-gen-es is a devDependency: include it even where NODE_ENV=production says not to.
-    subprocess.run([npm, "ci", "--include=dev"], cwd=foreign_gen.NODE_DIR, check=True, timeout=600)
-    stamp.write_text(digest + "\n")
-
-
-def main(argv: list[str]) -> int:
-    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
-    if missing:
-        message = (
-            f"{' and '.join(missing)} not found on PATH: install Node.js >= 20 and npm "
-            "to run the connect-es clients"
-        )
-        if foreign_gen.in_ci():
-            return fail(message)
-        log(f"SKIPPED ({message})")
-        return 0
-    npm = shutil.which("npm")
-    assert npm is not None
-    try:
-        install(npm)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
-        return fail(f"npm ci failed: {exc}")
-    if argv[:1] == ["--prepare-only"]:
-        return 0
-    tests = foreign_gen.HERE.relative_to(foreign_gen.ROOT)
-    return subprocess.call(
-        [sys.executable, "-m", "pytest", str(tests), *argv], cwd=foreign_gen.ROOT
-    )
+def prepare() -> str | None:
+    npm, problem = find_npm()
+    if npm is None:
+        return f"{problem} to run the connect-es clients"
+    foreign_gen.NODE_PROJECT.install(npm, TIER.log, "the connect-es clients")
+    return None
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(TIER.main(prepare, sys.argv[1:]))

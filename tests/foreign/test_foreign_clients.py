@@ -39,6 +39,7 @@ from every_type import (
     make_app,
 )
 from foreign_grpcio import METADATA_NAMES, TIMEOUT, grpcio_report
+from node_project import in_ci
 from pydantic import BaseModel
 
 from connectpy.testing import RunningServer, serve_in_thread
@@ -136,7 +137,7 @@ def proto_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def es_module(proto_root: Path) -> Iterator[Path]:
     problem = foreign_gen.node_missing()
     if problem is not None:
-        if foreign_gen.in_ci():
+        if in_ci():
             pytest.fail(f"CI=true and {problem}")
         pytest.skip(problem)
     foreign_gen.GEN_DIR.mkdir(exist_ok=True)

@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from connectpy.testing import RunningServer, serve_in_thread
-from examples import connect_standalone
+from examples import browser_cors, connect_standalone
 from examples.bookstore import app as bookstore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -390,9 +390,75 @@ def test_demo_prints_curl_lines_that_work(bookstore_program: Program) -> None:
             assert output == CLEAN_CODE.decode(), f"{command}\n{output}"
 
 
+# --- examples/browser_cors.py: what a browser asks and reads ---------------------------------
+
+BROWSER_PAGE = "http://localhost:3000"
+GREET = "/greet.v1.GreetService/Greet"
+
+
+def browser_cors_program(*options: str) -> Program:
+    def command(port: int) -> list[str]:
+        return [sys.executable, "-m", "examples.browser_cors", "--port", str(port), *options]
+
+    return Program("examples.browser_cors", command)
+
+
+@pytest.mark.parametrize("mount", ["", "/rpc"])
+def test_browser_cors_program(mount: str) -> None:
+    program = browser_cors_program("--origin", BROWSER_PAGE, *(["--mount", mount] if mount else []))
+    try:
+        program.wait_until_serving(mount + GREET)
+        preflight = httpx.options(
+            program.url + mount + GREET,
+            headers={
+                "Origin": BROWSER_PAGE,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type,connect-protocol-version",
+            },
+            timeout=10,
+        )
+        call = httpx.post(
+            program.url + mount + GREET,
+            headers={**JSON, "Origin": BROWSER_PAGE},
+            content=b'{"name": "Ada"}',
+            timeout=10,
+        )
+    finally:
+        assert program.stop() == 0, program.stderr
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == BROWSER_PAGE
+    assert "Connect-Protocol-Version" in preflight.headers["access-control-allow-headers"]
+    assert (call.status_code, call.json()) == (200, {"greeting": "Hello, Ada!"})
+    assert call.headers["access-control-allow-origin"] == BROWSER_PAGE
+    assert "X-Greeter" in call.headers["access-control-expose-headers"]
+    assert f"for pages at {BROWSER_PAGE}" in program.stdout
+    assert "Traceback" not in program.stderr, program.stderr
+
+
+@needs_curl
+def test_browser_cors_docstring_curl_line() -> None:
+    program = browser_cors_program()  # the default origin, which the docstring's curl sends
+    try:
+        program.wait_until_serving(GREET)
+        shown = re.sub(r"^    ", "", browser_cors.__doc__ or "", flags=re.MULTILINE)
+        (command,) = printed_curl_commands(shown)
+        output = run_curl(command, program.port)
+    finally:
+        program.stop()
+    assert output.startswith("HTTP/1.1 204"), output
+    assert f"access-control-allow-origin: {BROWSER_PAGE}" in output.lower(), output
+
+
 # --- Docs: every ```python block runs -----------------------------------------------------------
 
-DOCS = ["README.md", "docs/index.md", "docs/getting-started.md", "docs/types.md", "docs/errors.md"]
+DOCS = [
+    "README.md",
+    "docs/index.md",
+    "docs/getting-started.md",
+    "docs/types.md",
+    "docs/errors.md",
+    "docs/browsers.md",
+]
 
 
 def python_blocks(markdown: str) -> list[str]:
