@@ -31,10 +31,11 @@ class AsyncIOServer:
     Server reflection and health checking are served too, unless turned off with
     ``reflection=False`` and ``health=False``.
 
-    Example::
-
+    Example:
+        ```python
         server = AsyncIOServer()  # every interface, port 50051
         asyncio.run(server.run(BookService()))
+        ```
 
     Args:
         host: the address to listen on; ``"[::]"`` (the default) means every IPv6 and IPv4

@@ -1,0 +1,1 @@
+"""The docs site's MkDocs hooks and Griffe extension (mkdocs.yml, `make docs`)."""
