@@ -244,7 +244,17 @@ def run_runner(runner_args: list[str]) -> tuple[int, bool]:
         elif tee.last_line != tee.summary:
             # Keep the verdict as the last line, after anything printed following it.
             print(tee.summary, flush=True)
-    return code, overstayed
+    return verdict(code, tee.summary), overstayed
+
+
+def verdict(code: int, summary: str | None) -> int:
+    """The run's exit code: the runner's, but never 0 without a summary or with failures,
+    whatever the runner itself says (a run whose server stopped answering was seen to end
+    with failures and exit 0)."""
+    failed = re.search(r"(\d+) failed", summary or "")
+    if code == 0 and (failed is None or int(failed.group(1)) > 0):
+        return 1
+    return code
 
 
 def child_pids(pid: int) -> list[int]:

@@ -41,6 +41,24 @@ def _run_without_go(ci: str | None) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.parametrize(
+    ("code", "summary", "expected"),
+    [
+        (0, "7268 passed, 0 failed", 0),
+        (0, "164 passed, 304 failed", 1),  # a runner seen exiting 0 after failures
+        (0, None, 1),
+        (1, "7267 passed, 1 failed", 1),
+        (2, "7268 passed, 0 failed", 2),
+    ],
+)
+def test_a_run_passes_only_with_a_summary_of_no_failures(
+    code: int, summary: str | None, expected: int
+) -> None:
+    from conformance import run
+
+    assert run.verdict(code, summary) == expected
+
+
 def test_run_skips_without_go() -> None:
     proc = _run_without_go(None)
     assert proc.returncode == 0
