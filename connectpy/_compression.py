@@ -101,7 +101,22 @@ else:
             if not chunk:
                 break
             out += chunk
+        if len(out) <= limit:
+            _require_whole_frames(data)
         return bytes(out)
+
+    def _require_whole_frames(data: bytes) -> None:
+        # The stream reader stops quietly where its input does: a cut frame (even one cut
+        # inside its header) would read as a short, or empty, message. Ask a decompressor
+        # whether each frame ended. It decodes again, but only input already known to
+        # inflate within the limit, so it costs time proportional to an accepted message.
+        rest = data
+        while rest:
+            frame = zstandard.ZstdDecompressor().decompressobj()
+            frame.decompress(rest)
+            if not frame.eof:
+                raise ValueError("truncated zstd stream")
+            rest = frame.unused_data
 
     def _zstd_compress(data: bytes) -> bytes:
         return bytes(_zstd_compressor.compress(data))

@@ -21,12 +21,21 @@ from ._typemap import UnknownEnum
 from .code import Code
 from .errors import ConnectError
 
-__all__ = ["CODECS", "MessageCodec", "protobuf_codec", "pydantic_codec"]
+__all__ = ["CODECS", "InvalidResponse", "MessageCodec", "protobuf_codec", "pydantic_codec"]
 
 T = TypeVar("T")
 
 CODECS = ("proto", "json")
 """The wire codecs every message type speaks, by their content-type suffix."""
+
+
+class InvalidResponse(Exception):
+    """A handler's response cannot be encoded: the server's bug, not the client's.
+
+    Deliberately not a ``ConnectError``: its message (a validation error quoting the value,
+    a password hash included) is for the server log. The call boundary logs it and sends the
+    client ``internal`` with a generic message.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,15 +59,17 @@ class MessageCodec(Generic[T]):
             ) from None
 
     def encode(self, codec: str, value: Any) -> bytes:
-        """Encode a response; a value of the wrong type is the server's fault: ``internal``."""
+        """Encode a response.
+
+        Raises:
+            InvalidResponse: ``value`` is not (and cannot be made) the response type.
+        """
         if not isinstance(value, self.message_type):
             value = self._coerce(value)
         try:
             return self.encoders[codec](value)
         except Exception as exc:
-            raise ConnectError(
-                Code.INTERNAL, f"cannot encode {self.full_name} as {codec}: {exc}"
-            ) from exc
+            raise InvalidResponse(f"cannot encode {self.full_name} as {codec}: {exc}") from exc
 
     def encoder(self, codec: str) -> Callable[[Any], bytes]:
         """:meth:`encode` with the codec looked up once, for a stream's every message."""
@@ -71,9 +82,7 @@ class MessageCodec(Generic[T]):
             try:
                 return encode(value)
             except Exception as exc:
-                raise ConnectError(
-                    Code.INTERNAL, f"cannot encode {self.full_name} as {codec}: {exc}"
-                ) from exc
+                raise InvalidResponse(f"cannot encode {self.full_name} as {codec}: {exc}") from exc
 
         return encode_one
 
@@ -83,13 +92,8 @@ class MessageCodec(Generic[T]):
             try:
                 return model.model_validate(value)
             except ValidationError as exc:
-                raise ConnectError(
-                    Code.INTERNAL, f"handler returned an invalid {model.__name__}: {exc}"
-                ) from None
-        raise ConnectError(
-            Code.INTERNAL,
-            f"handler returned {type(value).__name__}, expected {self.full_name}",
-        )
+                raise InvalidResponse(f"handler returned an invalid {model.__name__}") from exc
+        raise InvalidResponse(f"handler returned {type(value).__name__}, expected {self.full_name}")
 
 
 def _describe_validation(exc: ValidationError) -> str:

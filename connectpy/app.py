@@ -134,11 +134,40 @@ class ASGIApp:
         status = _refusal(request, protocol, endpoint)
         if status is not None or protocol is None:
             await drain_body(receive)
-            headers = [(b"allow", b"GET, POST")] if status == 405 else []
-            await send_plain(send, status or 415, headers)
+            if status == 405:
+                await send_plain(send, 405, [(b"allow", b"GET, POST")])
+            else:
+                await self._unsupported_media_type(request, endpoint)
             return
         call = protocol.open_call(request, endpoint.method, self.read_max_bytes)
         await run_call(endpoint, call, request)
+
+    async def _unsupported_media_type(self, request: HttpRequest, endpoint: Endpoint) -> None:
+        """A 415 that says what the procedure does take, for people and for tools.
+
+        Plain text, not a Connect error: a Connect client maps a 415 to ``unknown`` and a
+        JSON error body would claim more than that. ``Accept-Post`` is the header for it.
+        """
+        method = endpoint.method
+        accepted = [
+            content_type
+            for protocol in self._protocols
+            if protocol.refusal(request, method) is None
+            for content_type in protocol.content_types
+        ]
+        if request.method == "GET":
+            given = "a GET without ?encoding=json or ?encoding=proto"
+        elif request.content_type:
+            given = f"content type {request.content_type[:100]!r}"
+        else:
+            given = "a POST without a content type"
+        body = f"{given} is not supported by {method.procedure}; send one of: "
+        body += ", ".join(accepted) + "\n"
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"accept-post", ", ".join(accepted).encode()),
+        ]
+        await send_plain(request.send, 415, headers, body.encode())
 
     async def _not_a_procedure(self, request: HttpRequest, protocol: ServerProtocol | None) -> None:
         """A REST route, or ``unimplemented`` in the request's protocol."""

@@ -96,6 +96,8 @@ class ServerProtocol(Protocol):
     """A wire protocol: recognises its requests and opens calls for them."""
 
     name: str
+    content_types: tuple[str, ...]
+    """The request content types it reads, named in a 415 (none for Connect GET)."""
 
     def matches(self, request: HttpRequest) -> bool:
         """Whether the HTTP method and content type belong to this protocol."""

@@ -296,6 +296,7 @@ _END_OK = encode_envelope(FLAG_END_STREAM, b"{}")
 
 class _ConnectUnary:
     name = "connect"
+    content_types = tuple(_UNARY_CODECS)
 
     def matches(self, request: HttpRequest) -> bool:
         return request.method == "POST" and request.content_type in _UNARY_CODECS
@@ -315,6 +316,8 @@ class _ConnectUnary:
 
 
 class _ConnectGet(_ConnectUnary):
+    content_types: tuple[str, ...] = ()  # the codec is in the query: ``?encoding=json``
+
     def matches(self, request: HttpRequest) -> bool:
         if request.method != "GET":
             return False
@@ -334,6 +337,8 @@ class _ConnectGet(_ConnectUnary):
 
 
 class _ConnectStream(_ConnectUnary):
+    content_types = tuple(_STREAM_CODECS)
+
     def matches(self, request: HttpRequest) -> bool:
         return request.method == "POST" and request.content_type in _STREAM_CODECS
 

@@ -239,6 +239,7 @@ class _Grpc:
 
     name = "grpc"
     codecs = _GRPC_CODECS
+    content_types = tuple(_GRPC_CODECS)
     call_type: type[_GrpcCall] = _GrpcCall
 
     def matches(self, request: HttpRequest) -> bool:
@@ -277,6 +278,7 @@ class _Grpc:
 class _GrpcWeb(_Grpc):
     name = "grpc-web"
     codecs = _WEB_CODECS
+    content_types = tuple(_WEB_CODECS)
     call_type = _GrpcWebCall
 
     def status_in_trailers(self, request: HttpRequest) -> bool:
@@ -286,6 +288,7 @@ class _GrpcWeb(_Grpc):
 class _GrpcWebText(_GrpcWeb):
     name = "grpc-web-text"
     codecs = _WEB_TEXT_CODECS
+    content_types = tuple(_WEB_TEXT_CODECS)
     call_type = _GrpcWebTextCall
 
 

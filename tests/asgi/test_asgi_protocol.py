@@ -64,8 +64,23 @@ async def assert_still_serving(client: httpx.AsyncClient) -> None:
 
 def assert_unknown_or_empty(response: httpx.Response) -> None:
     # Connect clients map a bare 405/415 to `unknown`; a body, if any, must not claim more.
-    if response.content:
+    if response.headers.get("content-type") == "application/json":
         assert response.json()["code"] == "unknown"
+
+
+UNARY_TYPES = (
+    "application/proto, application/json, application/grpc, application/grpc+proto, "
+    "application/grpc+json, application/grpc-web, application/grpc-web+proto, "
+    "application/grpc-web+json, application/grpc-web-text, application/grpc-web-text+proto"
+)
+
+
+def assert_names_the_supported_types(response: httpx.Response, supported: str) -> None:
+    """A 415 says, for people (plain text) and tools (Accept-Post), what the procedure takes."""
+    assert response.status_code == 415
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert response.headers["accept-post"] == supported
+    assert response.text.endswith("send one of: " + supported + "\n")
 
 
 # --- routing, methods, content types ------------------------------------------------------
@@ -102,13 +117,16 @@ async def test_wrong_content_type_is_415(app: ASGIApp, content_type: str) -> Non
         )
         assert response.status_code == 415
         assert_unknown_or_empty(response)
+        assert_names_the_supported_types(response, UNARY_TYPES)
+        assert repr(content_type) in response.text
         await assert_still_serving(client)
 
 
 async def test_missing_content_type_is_415(app: ASGIApp) -> None:
     async with client_for(app) as client:
         response = await client.post("/Service/Echo", content=b'{"text": "x"}')
-        assert response.status_code == 415
+        assert_names_the_supported_types(response, UNARY_TYPES)
+        assert response.text.startswith("a POST without a content type is not supported by")
         await assert_still_serving(client)
 
 
@@ -119,7 +137,7 @@ async def test_streaming_content_type_on_unary_method_is_415(app: ASGIApp) -> No
             headers={"content-type": "application/connect+json"},
             content=b"\x00\x00\x00\x00\x02{}",
         )
-        assert response.status_code == 415
+        assert_names_the_supported_types(response, UNARY_TYPES)
         await assert_still_serving(client)
 
 
@@ -221,7 +239,8 @@ async def test_bad_get_requests(app: ASGIApp, query: str, code: str, status: int
 async def test_get_without_encoding_is_415(app: ASGIApp) -> None:
     async with client_for(app) as client:
         response = await client.get("/Service/Lookup?message=%7B%7D")
-        assert response.status_code == 415
+        assert_names_the_supported_types(response, UNARY_TYPES)
+        assert response.text.startswith("a GET without ?encoding=json or ?encoding=proto")
         await assert_still_serving(client)
 
 
@@ -446,15 +465,21 @@ async def test_unknown_content_encoding_is_unimplemented(app: ASGIApp) -> None:
         await assert_still_serving(client)
 
 
-async def test_corrupt_gzip_body_is_invalid_argument(app: ASGIApp) -> None:
+@pytest.mark.parametrize("encoding", COMPRESSORS)
+@pytest.mark.parametrize("cut", ["garbage", "truncated"])
+async def test_damaged_compressed_body_is_invalid_argument(
+    app: ASGIApp, encoding: str, cut: str
+) -> None:
+    # All three fail alike; a truncated zstd body once reached the handler as an empty message.
+    packed = COMPRESSORS[encoding](b'{"text": "' + b"abc" * 300 + b'"}')
+    body = b"definitely not compressed" if cut == "garbage" else packed[: len(packed) // 2]
     async with client_for(app) as client:
         response = await client.post(
-            "/Service/Echo",
-            headers={**JSON, "content-encoding": "gzip"},
-            content=b"definitely not gzip",
+            "/Service/Echo", headers={**JSON, "content-encoding": encoding}, content=body
         )
         assert response.status_code == 400
         assert response.json()["code"] == "invalid_argument"
+        assert encoding in response.json()["message"]
         await assert_still_serving(client)
 
 

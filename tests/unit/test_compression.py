@@ -8,6 +8,7 @@ import io
 import os
 import time
 import tracemalloc
+from collections.abc import Callable
 
 import brotli
 import pytest
@@ -164,12 +165,50 @@ def test_garbage_is_invalid_argument(name: str) -> None:
     assert name in info.value.message
 
 
-@pytest.mark.parametrize("name", ["gzip", "br"])
-def test_truncated_stream_is_invalid_argument(name: str) -> None:
+def _cut_half(packed: bytes) -> bytes:
+    return packed[: len(packed) // 2]
+
+
+def _cut_last_byte(packed: bytes) -> bytes:
+    return packed[:-1]
+
+
+def _header_only(packed: bytes) -> bytes:
+    return packed[:4]  # a zstd frame header cut this short once read as an empty message
+
+
+def _corrupt_after_header(packed: bytes) -> bytes:
+    # Past the first few header bytes, where every codec's structure (not just a literal run
+    # that only a checksum would catch) is overwritten.
+    return packed[:6] + b"\xff" * 8 + packed[14:]
+
+
+def _whole_then_cut(packed: bytes) -> bytes:
+    return packed + packed[: len(packed) // 2]
+
+
+@pytest.mark.parametrize("name", ["gzip", "br", "zstd"])
+@pytest.mark.parametrize(
+    "damage",
+    [_cut_half, _cut_last_byte, _header_only, _corrupt_after_header],
+    ids=lambda f: f.__name__,
+)
+def test_damaged_stream_is_invalid_argument(name: str, damage: Callable[[bytes], bytes]) -> None:
     compression = COMPRESSIONS[name]
-    packed = compression.compress(os.urandom(2000))
+    packed = compression.compress(b'{"text": "' + bytes(range(256)).hex().encode() * 4 + b'"}')
     with pytest.raises(ConnectError) as info:
-        compression.decompress(packed[: len(packed) // 2], 10_000)
+        compression.decompress(damage(packed), 10_000)
+    assert info.value.code is Code.INVALID_ARGUMENT
+    assert name in info.value.message
+
+
+def test_zstd_cut_second_frame_is_invalid_argument() -> None:
+    # zstd reads concatenated frames as one stream: each of them must be whole.
+    zstd = COMPRESSIONS["zstd"]
+    packed = zstd.compress(b"x" * 500)
+    assert zstd.decompress(packed + packed, 10_000) == b"x" * 1000
+    with pytest.raises(ConnectError) as info:
+        zstd.decompress(_whole_then_cut(packed), 10_000)
     assert info.value.code is Code.INVALID_ARGUMENT
 
 
