@@ -9,6 +9,7 @@ from typing import Any
 import anyio
 from starlette.datastructures import Headers, QueryParams
 
+from . import _h2_late_data
 from .code import Code
 from .errors import ConnectError
 
@@ -21,6 +22,7 @@ __all__ = [
     "Scope",
     "Send",
     "drain_body",
+    "open_body_grace",
     "read_body",
     "send_plain",
 ]
@@ -34,6 +36,23 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # Past the limit we keep reading (and dropping) this much more, so an HTTP/1.1 client that is
 # still sending sees our error instead of a reset; beyond it we stop and let the server cope.
 _DRAIN_LIMIT = 16 * 1024 * 1024
+
+
+# How long an answer that is ready waits for the rest of a request body whose client may hold
+# its side open (full duplex, or a probe awaiting our answer): see open_body_grace.
+_OPEN_BODY_GRACE_SECONDS = 0.5
+
+
+def open_body_grace(scope: Scope) -> float:
+    """Seconds to let a streaming client's body arrive before an answer ends its call.
+
+    Unpatched Hypercorn drops a whole HTTP/2 connection when data arrives for a stream it has
+    answered (see ``_h2_late_data``), and on HTTP/1.1 an unread body can reset the connection.
+    With the patch in place, HTTP/2 takes late data in its stride: answer at once.
+    """
+    if scope.get("http_version") == "2" and _h2_late_data.is_applied():
+        return 0.0
+    return _OPEN_BODY_GRACE_SECONDS
 
 
 class Disconnected(Exception):

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import anyio
 import anyio.to_thread
 
-from ._asgi import BodyPump, Disconnected, HttpRequest, Receive
+from ._asgi import BodyPump, Disconnected, HttpRequest, Receive, open_body_grace
 from ._message import MessageCodec
 from ._protocol.base import ServerCall
 from ._service import MethodInfo, StreamType
@@ -153,19 +153,17 @@ async def _run_client_stream(endpoint: Endpoint, call: ServerCall, request: Http
                 call.context.set_header_sender(writer.send_headers)
             error = await _run_guarded(endpoint, call, _serve_client_stream, None, writer)
             if error is not _GONE:
-                if not pump.body_complete.is_set():
-                    # Hypercorn drops the HTTP/2 connection when DATA arrives for a stream it
-                    # has closed (pgjones/hypercorn#329): let the rest of the body arrive first.
-                    # Bounded: a full-duplex client may hold its side open for our answer.
-                    with anyio.move_on_after(_BODY_GRACE_SECONDS):
+                grace = open_body_grace(request.scope)
+                if grace and not pump.body_complete.is_set():
+                    # Let the rest of the body arrive first, where late data can do harm;
+                    # bounded: a full-duplex client may hold its side open for our answer.
+                    with anyio.move_on_after(grace):
                         await pump.body_complete.wait()
                 await _finish(call, error, writer, pump)
             _let_tasks_end(task_group.cancel_scope, error)
     finally:
         pump.close()
 
-
-_BODY_GRACE_SECONDS = 0.5
 
 # Unread request bytes a streaming call may buffer beyond a few maximum-size messages.
 _PUMP_SLACK = 1024 * 1024

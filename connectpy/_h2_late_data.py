@@ -29,12 +29,21 @@ from contextlib import suppress
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-__all__ = ["PATCHED_VERSIONS", "apply"]
+__all__ = ["PATCHED_VERSIONS", "apply", "is_applied"]
 
 PATCHED_VERSIONS = ("0.16.", "0.17.", "0.18.")
 """Hypercorn releases whose ``H2Protocol`` has the bug and the shape this patch expects."""
 
 _MARK = "__connectpy_late_data_fix__"
+
+
+def is_applied() -> bool:
+    """Whether this process's Hypercorn takes data for a finished stream without harm."""
+    try:
+        from hypercorn.protocol.h2 import H2Protocol
+    except ImportError:  # pragma: no cover - Hypercorn is a dependency
+        return False
+    return bool(getattr(H2Protocol._handle_events, _MARK, False))
 
 
 def apply() -> bool:

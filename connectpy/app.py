@@ -6,14 +6,13 @@ from collections.abc import Sequence
 
 import anyio
 
-from ._asgi import HttpRequest, Receive, Scope, Send, drain_body, send_plain
+from ._asgi import HttpRequest, Receive, Scope, Send, drain_body, open_body_grace, send_plain
 from ._cors import CORS
 from ._dispatch import Endpoint, run_call
 from ._endpoints import build_endpoints
 from ._health import Health, HealthService
 from ._protocol.base import ServerProtocol
 from ._protocol.connect import CONNECT_GET, CONNECT_STREAM, CONNECT_UNARY
-from ._protocol.enveloped import DRAIN_SECONDS
 from ._protocol.grpc import GRPC, GRPC_WEB, GRPC_WEB_TEXT
 from ._protocol.rest import RestRouter
 from ._reflection import ServerReflectionV1, ServerReflectionV1Alpha
@@ -176,7 +175,7 @@ class ASGIApp:
         error = ConnectError(Code.UNIMPLEMENTED, f"no procedure at {request.scope['path']}")
         # A streaming client (a gRPC one probing for reflection) may wait for an answer before
         # it ends its request: wait for the rest of the body only briefly, as calls do.
-        bound = DRAIN_SECONDS if protocol in _CLIENTS_MAY_STREAM else None
+        bound = open_body_grace(request.scope) if protocol in _CLIENTS_MAY_STREAM else None
         with anyio.move_on_after(bound):
             await drain_body(request.receive)
         await (protocol or CONNECT_UNARY).reject(request, error)

@@ -9,18 +9,14 @@ from typing import Any
 
 import anyio
 
-from .._asgi import Disconnected, HttpRequest, drain_body
+from .._asgi import Disconnected, HttpRequest, drain_body, open_body_grace
 from .._envelope import ENVELOPE_HEADER, Envelope, EnvelopeReader
 from ..code import Code
 from ..context import Context
 from ..errors import ConnectError
 from .base import not_one_message
 
-__all__ = ["DRAIN_SECONDS", "EnvelopedCall"]
-
-# How long an error waits for a streaming client to finish its request body (see
-# EnvelopedCall._drain_before_status); a full-duplex client that waits for us costs this much.
-DRAIN_SECONDS = 0.5
+__all__ = ["EnvelopedCall"]
 
 
 class EnvelopedCall:
@@ -157,17 +153,15 @@ class EnvelopedCall:
     async def _drain_before_status(self) -> None:
         """Read and drop the rest of the request body before answering with a status.
 
-        Hypercorn 0.18 forgets an HTTP/2 stream once its response ends, and a DATA frame
-        arriving for it afterwards raises KeyError and drops the whole connection, with every
-        call on it (pgjones/hypercorn#329); on HTTP/1.1 an unread body can reset the
-        connection. A unary or server-streaming client sends its whole body without waiting,
-        so wait for it (bounded by size). A client-streaming one may wait for our responses
-        before it ends its stream (full duplex): wait only briefly.
+        A unary or server-streaming client sends its whole body without waiting, so wait
+        for it (bounded by size). A client-streaming one may wait for our responses before it
+        ends its stream (full duplex): wait only for :func:`open_body_grace`.
         """
         if self._body_done:
             return
         self._body_done = True
-        bound = DRAIN_SECONDS if self.context.method.stream_type.client_streams else None
+        client_streams = self.context.method.stream_type.client_streams
+        bound = open_body_grace(self.request.scope) if client_streams else None
         with anyio.move_on_after(bound):
             try:
                 await drain_body(self.request.receive)

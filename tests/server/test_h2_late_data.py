@@ -23,6 +23,7 @@ import pytest
 from fastapi import FastAPI
 
 from connectpy import ASGIApp, Code, ConnectError, Message, _h2_late_data, http_option
+from connectpy._asgi import open_body_grace
 from connectpy.testing import RunningServer, serve_in_thread
 
 pytestmark = pytest.mark.timeout(60)
@@ -233,3 +234,13 @@ def test_late_data_is_answered_by_reset_no_error(client: Client) -> None:
 def test_patch_applies_to_the_installed_hypercorn() -> None:
     # Fails on a Hypercorn outside PATCHED_VERSIONS: check whether it still needs the patch.
     assert _h2_late_data.apply()
+    assert _h2_late_data.is_applied()
+
+
+@pytest.mark.parametrize(("http_version", "grace"), [("2", 0.0), ("1.1", 0.5)])
+def test_a_held_open_body_is_waited_for_only_where_late_data_harms(
+    http_version: str, grace: float
+) -> None:
+    # With the patch, an HTTP/2 stream whose client keeps sending (a gRPC probe for an unknown
+    # procedure, a full-duplex call ending in an error) is answered without waiting for it.
+    assert open_body_grace({"http_version": http_version}) == grace
