@@ -1,0 +1,185 @@
+"""An HTTP/1.1 client connection: the ``h11`` state machine over an anyio byte stream.
+
+One exchange at a time, half duplex: the request body ends before the response is read (a
+server may answer earlier; we read it once our side is done). A connection whose exchange
+completed cleanly goes back to its pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import anyio
+import anyio.abc
+import h11
+
+from ._http import Headers, RequestHead, Spawn, TransportError
+
+__all__ = ["H1Connection", "H1Exchange"]
+
+_READ_SIZE = 1 << 16
+_MAX_HEADERS = 1 << 20
+
+
+class H1Connection:
+    """A connection carrying one exchange at a time."""
+
+    full_duplex = False
+
+    def __init__(
+        self,
+        stream: anyio.abc.ByteStream,
+        spawn: Spawn,
+        release: Callable[[H1Connection], None],
+    ) -> None:
+        self._stream = stream
+        self._spawn = spawn
+        self._release = release
+        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEADERS)
+        self._broken = False
+        self._trailers: Headers = []
+        self._status: int | None = None
+        self._headers: Headers = []
+        self._body_ended = False
+        self._released = False
+        self.current: H1Exchange | None = None
+
+    @property
+    def usable(self) -> bool:
+        return not self._broken and self._h11.our_state is h11.IDLE
+
+    async def open(self, head: RequestHead, body: bytes | None) -> H1Exchange:
+        self._status = None
+        self._headers = []
+        self._trailers = []
+        self._body_ended = False
+        self._released = False
+        headers: Headers = [(b"host", head.authority.encode()), *head.headers]
+        if body is not None:
+            headers.append((b"content-length", str(len(body)).encode()))
+        else:
+            headers.append((b"transfer-encoding", b"chunked"))
+        await self._send(h11.Request(method=head.method, target=head.target, headers=headers))
+        if body is not None:
+            if body:
+                await self._send(h11.Data(data=body))
+            await self._send(h11.EndOfMessage())
+        self.current = H1Exchange(self)
+        return self.current
+
+    async def _send(self, event: h11.Event) -> None:
+        if self._broken:
+            raise TransportError("the HTTP/1.1 connection is closed")
+        try:
+            data = self._h11.send(event)
+        except h11.LocalProtocolError as exc:
+            raise TransportError(f"HTTP/1.1 error: {exc}") from None
+        if data:
+            try:
+                await self._stream.send(data)
+            except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+                self.reset()
+                raise TransportError(f"HTTP/1.1 connection lost: {exc}") from None
+
+    async def _next_event(self) -> h11.Event | type[h11.PAUSED]:
+        while True:
+            try:
+                event = self._h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                self.reset()
+                raise TransportError(f"invalid HTTP/1.1 response: {exc}") from None
+            if event is not h11.NEED_DATA:
+                return event  # type: ignore[return-value]
+            try:
+                data = await self._stream.receive(_READ_SIZE)
+            except anyio.EndOfStream:
+                data = b""
+            except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+                self.reset()
+                raise TransportError(f"HTTP/1.1 connection lost: {exc}") from None
+            self._h11.receive_data(data)
+
+    # The exchange API.
+    async def send(self, data: bytes) -> None:
+        if data:
+            await self._send(h11.Data(data=data))
+
+    async def end(self) -> None:
+        if self._h11.our_state is h11.SEND_BODY:
+            await self._send(h11.EndOfMessage())
+
+    async def response(self) -> tuple[int, Headers]:
+        while self._status is None:
+            event = await self._next_event()
+            if isinstance(event, h11.Response):
+                self._status = event.status_code
+                self._headers = list(event.headers)
+            elif isinstance(event, h11.ConnectionClosed):
+                self.reset()
+                raise TransportError("the server closed the connection before responding")
+        return self._status, self._headers
+
+    async def receive(self) -> bytes:
+        if self._body_ended:
+            return b""
+        while True:
+            event = await self._next_event()
+            if isinstance(event, h11.Data):
+                if event.data:
+                    return bytes(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                self._trailers = list(event.headers)
+                self._body_ended = True
+                self._done()
+                return b""
+            elif isinstance(event, h11.ConnectionClosed):
+                self.reset()
+                raise TransportError("the server closed the connection mid-response")
+
+    @property
+    def trailers(self) -> Headers:
+        return self._trailers
+
+    def _done(self) -> None:
+        """Back to the pool if both sides finished cleanly, else close."""
+        if self._h11.our_state is h11.DONE and self._h11.their_state is h11.DONE:
+            self._h11.start_next_cycle()
+            if not self._released:
+                self._released = True
+                self.current = None
+                self._release(self)
+
+    def reset(self) -> None:
+        if self._released:
+            return  # finished cleanly and pooled already (perhaps busy with another exchange)
+        if not self._broken:
+            self._broken = True
+            with contextlib.suppress(RuntimeError):
+                self._spawn(self.aclose)
+
+    async def aclose(self) -> None:
+        self._broken = True
+        with anyio.CancelScope(shield=True):
+            await self._stream.aclose()
+
+
+class H1Exchange:
+    """One exchange on an :class:`H1Connection`; stale once the connection is pooled again."""
+
+    full_duplex = False
+
+    def __init__(self, connection: H1Connection) -> None:
+        self._connection = connection
+        self.send = connection.send
+        self.end = connection.end
+        self.response = connection.response
+        self.receive = connection.receive
+
+    def reset(self) -> None:
+        if self._connection.current is self:
+            self._connection.reset()
+
+    @property
+    def trailers(self) -> Headers:
+        return self._connection.trailers
