@@ -152,7 +152,7 @@ def connect_parse_error(
         error = ConnectError(fallback, f"HTTP status {status}")
         error.metadata = list(metadata)
         return error
-    if not isinstance(value, dict) or "code" not in value:
+    if not isinstance(value, dict):
         error = ConnectError(fallback, f"HTTP status {status}")
         error.metadata = list(metadata)
         return error

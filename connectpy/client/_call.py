@@ -14,7 +14,7 @@ from ..code import Code
 from ..errors import ConnectError
 from ._http import Exchange, Headers, RequestHead, Spawn, Transport, TransportError
 from ._options import CallInfo
-from ._spec import CallSpec, ClientProtocol
+from ._spec import CallSpec, ClientProtocol, ResponseReader
 
 __all__ = ["Origin", "run_call"]
 
@@ -78,6 +78,7 @@ async def run_call(
     head = RequestHead(method, origin[0], origin[1], origin[2], target, headers)
     exchange: Exchange | None = None
     sender: _Sender | None = None
+    reader: ResponseReader | None = None
     try:
         try:
             exchange = await deadline.run(lambda: transport.open(head, body))
@@ -101,6 +102,7 @@ async def run_call(
                     deadline.check()
                     yield message
             messages, trailers = reader.finish(exchange.trailers)
+            info.response_headers = _text_pairs(reader.headers)
             info.response_trailers = _text_pairs(trailers)
             for message in messages:
                 yield message
@@ -109,6 +111,8 @@ async def run_call(
                 sender.raise_failure()
             raise transport_error(exc, closed()) from None
     except ConnectError as exc:
+        if reader is not None:
+            info.response_headers = _text_pairs(reader.headers)
         if not info.response_trailers:
             info.response_trailers = list(exc.metadata)
         raise

@@ -48,8 +48,9 @@ class Client(Generic[S]):
     """An async client for one service, over Connect, gRPC or gRPC-Web.
 
     Args:
-        service: the service class (the one the server mounts, or a class with the same
-            method signatures and no bodies).
+        service: the service class: the one the server mounts, or a ``typing.Protocol`` with
+            the same method signatures and no bodies. (Typed ``Callable[..., S]`` rather than
+            ``type[S]``: mypy refuses a protocol class where ``type[S]`` is expected.)
         url: the base URL the server's app is mounted at, e.g. ``"http://localhost:8000/rpc"``.
         protocol: ``"connect"`` (default), ``"grpc"`` or ``"grpc-web"``.
         codec: ``"proto"`` (default) or ``"json"``.
@@ -74,7 +75,7 @@ class Client(Generic[S]):
 
     def __init__(
         self,
-        service: type[S],
+        service: Callable[..., S],
         url: str,
         *,
         protocol: ProtocolName = "connect",
@@ -108,6 +109,8 @@ class Client(Generic[S]):
         self._path = parts.path.rstrip("/")
         self._protocol = _PROTOCOLS[protocol]
         self._codec = codec
+        if not isinstance(service, type):
+            raise TypeError(f"Client needs a service class, got {service!r}")
         self._info: ServiceInfo = describe_service(service, name=name, package=package)
         self._codecs = message_codecs(self._info)
         if http_version is None and protocol == "grpc" and parts.scheme == "http":

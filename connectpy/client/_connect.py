@@ -9,6 +9,8 @@ from __future__ import annotations
 from .. import _compression
 from .._compression import IDENTITY, Compression
 from .._connect_wire import (
+    CONNECT_STREAM_CODECS,
+    CONNECT_UNARY_CODECS,
     connect_get_query,
     connect_parse_end_stream,
     connect_parse_error,
@@ -37,6 +39,12 @@ def header(headers: Headers, name: bytes) -> str | None:
 
 def metadata_pairs(headers: Headers) -> list[tuple[str, str]]:
     return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
+
+
+def _content_type_code(content_type: str, family: dict[str, str]) -> Code:
+    """A response of the protocol in the wrong codec is the server's bug (``internal``);
+    anything else (a proxy's page) is ``unknown``."""
+    return Code.INTERNAL if content_type in family else Code.UNKNOWN
 
 
 def _response_compression(name: str | None) -> Compression:
@@ -69,7 +77,7 @@ class _UnaryReader:
             content_type = (header(headers, b"content-type") or "").split(";")[0].strip().lower()
             if content_type != connect_unary_content_type(spec.codec):
                 raise ConnectError(
-                    Code.INTERNAL,
+                    _content_type_code(content_type, CONNECT_UNARY_CODECS),
                     f"invalid content-type {content_type!r} for a {spec.codec} response",
                     metadata=_as_mapping(self.trailers),
                 )
@@ -118,7 +126,8 @@ class _StreamReader:
         content_type = (header(headers, b"content-type") or "").split(";")[0].strip().lower()
         if content_type != connect_stream_content_type(spec.codec):
             raise ConnectError(
-                Code.INTERNAL, f"invalid content-type {content_type!r} for a {spec.codec} stream"
+                _content_type_code(content_type, CONNECT_STREAM_CODECS),
+                f"invalid content-type {content_type!r} for a {spec.codec} stream",
             )
         self._compression = _response_compression(header(headers, b"connect-content-encoding"))
 

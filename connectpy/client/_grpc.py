@@ -69,15 +69,14 @@ class _Reader:
         self._trailers: Headers | None = None
         if status != 200:
             raise ConnectError(Code.from_http_status(status), f"HTTP status {status}")
-        if header(headers, b"grpc-status") is not None:
-            # Trailers-only: the status travels in the headers and the body is empty.
-            self.headers: Headers = []
-            self._trailers = headers
-            error = grpc_status_error(headers)
-            if error is not None:
-                raise error
-            return
         self.headers = headers
+        self._body_seen = False
+        # A status in the headers is a trailers-only response, unless a body or trailers
+        # follow (then the headers' status is ignored, as gRPC clients do).
+        self._status_in_headers = header(headers, b"grpc-status") is not None
+        self._compression = _response_compression(header(headers, b"grpc-encoding"))
+        if self._status_in_headers:
+            return
         content_type = (header(headers, b"content-type") or "").split(";")[0].strip().lower()
         prefix = "application/grpc-web" if web else "application/grpc"
         codec_ok = content_type == f"{prefix}+{spec.codec}" or (
@@ -88,22 +87,22 @@ class _Reader:
                 Code.UNKNOWN if not content_type.startswith(prefix) else Code.INTERNAL,
                 f"invalid content-type {content_type!r} for a {spec.codec} response",
             )
-        self._compression = _response_compression(header(headers, b"grpc-encoding"))
 
     def feed(self, chunk: bytes) -> list[bytes]:
         messages: list[bytes] = []
+        self._body_seen = True
         for flags, data in self._envelopes.feed(chunk):
             if self._trailers is not None:
                 raise ConnectError(Code.INTERNAL, "protocol error: data after the trailers")
-            if self._web and flags & GRPC_WEB_TRAILERS_FLAG:
-                self._trailers = grpc_web_parse_trailer_block(data)
-                continue
             if flags & FLAG_COMPRESSED:
                 if self._compression is IDENTITY:
                     raise ConnectError(
                         Code.INTERNAL, "protocol error: compressed message without grpc-encoding"
                     )
                 data = self._compression.decompress(data, self._spec.read_max_bytes)
+            if self._web and flags & GRPC_WEB_TRAILERS_FLAG:
+                self._trailers = grpc_web_parse_trailer_block(data)
+                continue
             messages.append(data)
         return messages
 
@@ -111,8 +110,8 @@ class _Reader:
         if self._envelopes.pending:
             raise ConnectError(Code.INTERNAL, "protocol error: the response ended inside a message")
         status_trailers = self._trailers if self._trailers is not None else trailers
-        if self._web and self._trailers is None:
-            status_trailers = trailers  # a gRPC-Web server behind an HTTP/2 proxy may do this
+        if self._status_in_headers and not self._body_seen and not status_trailers:
+            status_trailers, self.headers = self.headers, []  # trailers-only
         error = grpc_status_error(status_trailers)
         if error is not None:
             raise error

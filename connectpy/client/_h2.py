@@ -254,6 +254,11 @@ class H2Exchange:
         self.wake()
 
     def on_reset(self, code: int) -> None:
+        if self._ended:
+            # The response was complete: the reset (NO_ERROR) only tells us to stop sending.
+            self._finish()
+            self.wake()
+            return
         name = _error_name(code)
         self.fail(TransportError(f"the server reset the stream ({name})"), code=code)
 
