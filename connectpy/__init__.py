@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ._service import IdempotencyLevel, StreamType, http_option, rpc
 from .app import ASGIApp
+from .client import CallInfo, Client, call_options
 from .code import Code
 from .context import Context
 from .errors import ConnectError, ErrorDetail
@@ -14,6 +15,8 @@ from .server import AsyncIOServer
 __all__ = [
     "ASGIApp",
     "AsyncIOServer",
+    "CallInfo",
+    "Client",
     "Code",
     "ConnectError",
     "Context",
@@ -22,6 +25,7 @@ __all__ = [
     "IdempotencyLevel",
     "Message",
     "StreamType",
+    "call_options",
     "generate_proto",
     "http_option",
     "rpc",

@@ -5,7 +5,8 @@ the client's one boundary: ``unavailable``, ``deadline_exceeded`` or ``canceled`
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncGenerator, AsyncIterable, Callable
+from collections import deque
+from collections.abc import AsyncIterable, Callable
 from typing import Any
 
 import anyio
@@ -16,7 +17,7 @@ from ._http import Exchange, Headers, RequestHead, Spawn, Transport, TransportEr
 from ._options import CallInfo
 from ._spec import CallSpec, ClientProtocol, ResponseReader
 
-__all__ = ["Origin", "run_call"]
+__all__ = ["Origin", "ResponseStream"]
 
 Origin = tuple[str, str, int]
 """``(scheme, host, port)``."""
@@ -56,71 +57,130 @@ def transport_error(exc: TransportError, closed: bool) -> ConnectError:
     return ConnectError(code, str(exc))
 
 
-async def run_call(
-    *,
-    transport: Transport,
-    protocol: ClientProtocol,
-    spec: CallSpec,
-    origin: Origin,
-    requests: AsyncIterable[bytes] | bytes,
-    info: CallInfo,
-    spawn: Spawn,
-    closed: Callable[[], bool],
-) -> AsyncGenerator[bytes, None]:
-    """The call's response messages (encoded), raising its error at the end.
+class ResponseStream:
+    """The call's response messages, decoded, raising its error at the end.
 
-    ``requests`` is the one message of a call whose client does not stream, else the
-    client's stream of encoded messages.
+    An iterator object rather than an async generator: a caller that leaves ``async for``
+    early drops it, and ``__del__`` abandons the call then (an HTTP/2 reset or a closed
+    HTTP/1.1 connection) with no await and no warning from the event loop about a generator
+    collected unfinished.
+
+    ``requests`` is the one message of a call whose client does not stream, else the client's
+    stream of encoded messages.
     """
-    deadline = _Deadline(spec)
-    single = requests if isinstance(requests, bytes) else None
-    method, target, headers, body = protocol.request(spec, single)
-    head = RequestHead(method, origin[0], origin[1], origin[2], target, headers)
-    exchange: Exchange | None = None
-    sender: _Sender | None = None
-    reader: ResponseReader | None = None
-    try:
+
+    def __init__(
+        self,
+        *,
+        transport: Transport,
+        protocol: ClientProtocol,
+        spec: CallSpec,
+        origin: Origin,
+        requests: AsyncIterable[bytes] | bytes,
+        info: CallInfo,
+        spawn: Spawn,
+        closed: Callable[[], bool],
+        decode: Callable[[bytes], Any],
+    ) -> None:
+        self._transport = transport
+        self._protocol = protocol
+        self._spec = spec
+        self._origin = origin
+        self._requests = requests
+        self._info = info
+        self._spawn = spawn
+        self._closed = closed
+        self._decode = decode
+        self._deadline: _Deadline | None = None
+        self._exchange: Exchange | None = None
+        self._sender: _Sender | None = None
+        self._reader: ResponseReader | None = None
+        self._pending: deque[bytes] = deque()
+        self._done = False
+
+    def __aiter__(self) -> ResponseStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._done and not self._pending:
+            raise StopAsyncIteration
         try:
-            exchange = await deadline.run(lambda: transport.open(head, body))
-            assert exchange is not None
-            if body is None:
-                assert not isinstance(requests, bytes)
-                sender = _Sender(exchange, protocol, spec, requests, deadline.at)
-                if exchange.full_duplex:
-                    spawn(sender.run)
-                else:
-                    await sender.run()
-                    sender.raise_failure()
-            status, response_headers = await deadline.run(exchange.response)
-            reader = protocol.reader(spec, status, response_headers)
-            info.response_headers = _text_pairs(reader.headers)
-            while True:
-                chunk = await deadline.run(exchange.receive)
-                if not chunk:
-                    break
-                for message in reader.feed(chunk):
-                    deadline.check()
-                    yield message
-            messages, trailers = reader.finish(exchange.trailers)
-            info.response_headers = _text_pairs(reader.headers)
-            info.response_trailers = _text_pairs(trailers)
-            for message in messages:
-                yield message
-        except TransportError as exc:
-            if sender is not None:
+            try:
+                if self._deadline is None:
+                    self._deadline = _Deadline(self._spec)
+                    await self._start(self._deadline)
+                while not self._pending:
+                    if self._done:
+                        raise StopAsyncIteration
+                    await self._read(self._deadline)
+                self._deadline.check()
+                return self._decode(self._pending.popleft())
+            except TransportError as exc:
+                if self._sender is not None:
+                    self._sender.raise_failure()
+                raise transport_error(exc, self._closed()) from None
+        except ConnectError:
+            self._record(error=True)
+            self.abandon()
+            raise
+        except BaseException:
+            self.abandon()
+            raise
+
+    async def _start(self, deadline: _Deadline) -> None:
+        spec, requests = self._spec, self._requests
+        single = requests if isinstance(requests, bytes) else None
+        method, target, headers, body = self._protocol.request(spec, single)
+        scheme, host, port = self._origin
+        head = RequestHead(method, scheme, host, port, target, headers)
+        transport = self._transport
+        exchange: Exchange = await deadline.run(lambda: transport.open(head, body))
+        self._exchange = exchange
+        if body is None:
+            assert not isinstance(requests, bytes)
+            sender = self._sender = _Sender(exchange, self._protocol, spec, requests, deadline.at)
+            if exchange.full_duplex:
+                self._spawn(sender.run)
+            else:
+                await sender.run()
                 sender.raise_failure()
-            raise transport_error(exc, closed()) from None
-    except ConnectError as exc:
+        status, response_headers = await deadline.run(exchange.response)
+        self._reader = self._protocol.reader(spec, status, response_headers)
+        self._record()
+
+    async def _read(self, deadline: _Deadline) -> None:
+        exchange, reader = self._exchange, self._reader
+        assert exchange is not None
+        assert reader is not None
+        chunk: bytes = await deadline.run(exchange.receive)
+        if chunk:
+            self._pending.extend(reader.feed(chunk))
+            return
+        messages, _ = reader.finish(exchange.trailers)
+        self._pending.extend(messages)
+        self._done = True
+        self._record()
+        self.abandon()  # nothing left to read: release the exchange
+
+    def _record(self, error: bool = False) -> None:
+        reader = self._reader
         if reader is not None:
-            info.response_headers = _text_pairs(reader.headers)
-        if not info.response_trailers:
-            info.response_trailers = list(exc.metadata)
-        raise
-    finally:
-        if sender is not None:
-            sender.cancel()
-        if exchange is not None:
-            exchange.reset()
+            self._info.response_headers = _text_pairs(reader.headers)
+            self._info.response_trailers = _text_pairs(reader.trailers)
+
+    def abandon(self) -> None:
+        """End the call here, whatever its state (no await)."""
+        self._done = True
+        if self._sender is not None:
+            self._sender.cancel()
+        if self._exchange is not None:
+            self._exchange.reset()
+
+    async def aclose(self) -> None:
+        self.abandon()
+
+    def __del__(self) -> None:
+        self.abandon()
 
 
 def _text_pairs(headers: Headers) -> list[tuple[str, str]]:
@@ -166,6 +226,11 @@ class _Sender:
             except Exception as exc:  # the caller's iterator failed: the call fails with it
                 self.failure = exc
                 self._exchange.reset()
+            finally:
+                close = getattr(self._requests, "aclose", None)
+                if close is not None:
+                    with anyio.CancelScope(shield=True):
+                        await close()
 
     def raise_failure(self) -> None:
         if self.failure is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import urlsplit
 
@@ -23,7 +23,7 @@ from .._message import MessageCodec, message_codecs
 from .._service import MethodInfo, ServiceInfo, StreamType, describe_service
 from ..code import Code
 from ..errors import ConnectError
-from ._call import Origin, run_call
+from ._call import Origin, ResponseStream
 from ._connect import CONNECT
 from ._grpc import GRPC, GRPC_WEB
 from ._http import Spawn, Transport
@@ -153,19 +153,20 @@ class Client(Generic[S]):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the connections; calls still running fail with ``canceled``."""
-        if self._closed:
-            return
-        self._closed = True
         group, self._task_group = self._task_group, None
-        if self._transport is not None:
-            with anyio.CancelScope(shield=True):
-                await self._transport.aclose()
         if group is not None:
             group.cancel_scope.cancel()
             await group.__aexit__(None, None, None)
+
+    async def aclose(self) -> None:
+        """Close the connections; calls still running fail with ``canceled``, later ones too.
+        (Leaving the ``async with`` block does this.)"""
+        if self._closed:
+            return
+        self._closed = True
+        if self._transport is not None:
+            with anyio.CancelScope(shield=True):
+                await self._transport.aclose()
 
     # Calls.
     def _spec(self, method: MethodInfo, options: CallOptions | None) -> CallSpec:
@@ -184,6 +185,7 @@ class Client(Generic[S]):
                 accept = options.accept_compression
             if options.read_max_bytes is not None:
                 read_max = options.read_max_bytes
+        local = timeout
         if self._propagate_deadline:
             left = anyio.current_effective_deadline() - anyio.current_time()
             if left != math.inf and (timeout is None or left < timeout):
@@ -194,7 +196,8 @@ class Client(Generic[S]):
             path=self._path,
             send_compression=compression,
             accept_compression=accept,
-            timeout_ms=None if timeout is None else max(0, math.ceil(timeout * 1000)),
+            timeout_ms=_milliseconds(timeout),
+            local_timeout_ms=_milliseconds(local),
             headers=[(k.encode(), v.encode()) for k, v in headers],
             read_max_bytes=read_max,
             use_get=self._use_get and method.idempotency.value == 1 and self._protocol is CONNECT,
@@ -222,16 +225,17 @@ class Client(Generic[S]):
 
         return encode_request
 
-    async def _messages(
+    def _messages(
         self, method: MethodInfo, requests: AsyncIterable[Any] | Iterable[Any] | _One
-    ) -> AsyncGenerator[Any, None]:
-        """The decoded responses of a call of any stream type."""
-        if self._closed or self._transport is None or self._task_group is None:
+    ) -> ResponseStream:
+        """The decoded responses of a call of any stream type (the call starts when they are
+        first asked for)."""
+        transport, group = self._transport, self._task_group
+        if self._closed or transport is None or group is None:
             raise ConnectError(Code.CANCELED, "the client is not open (use async with)")
         options = current_options()
         info = options.info if options is not None else CallInfo()
         info.response_headers, info.response_trailers = [], []
-        spec = self._spec(method, options)
         encode = self._encoder(method, options)
         body: bytes | AsyncIterable[bytes]
         if isinstance(requests, _One):
@@ -239,33 +243,37 @@ class Client(Generic[S]):
         else:
             body = _encoded(requests, encode)
         decoder: MessageCodec[Any] = self._codecs(method.response_type)
-        group = self._task_group
-        responses = run_call(
-            transport=self._transport,
+        codec = self._codec
+        return ResponseStream(
+            transport=transport,
             protocol=self._protocol,
-            spec=spec,
+            spec=self._spec(method, options),
             origin=self._origin,
             requests=body,
             info=info,
             spawn=group.start_soon,
             closed=lambda: self._closed,
+            decode=lambda data: _decode(decoder, codec, data),
         )
-        try:
-            async for data in responses:
-                yield _decode(decoder, self._codec, data)
-        finally:
-            await responses.aclose()
 
     async def _unary(self, method: MethodInfo, requests: Any) -> Any:
         found: list[Any] = []
-        async for message in self._messages(method, requests):
-            found.append(message)
+        responses = self._messages(method, requests)
+        try:
+            async for message in responses:
+                found.append(message)
+        finally:
+            responses.abandon()
         if len(found) != 1:
             raise ConnectError(
                 Code.UNIMPLEMENTED,
                 f"protocol error: {method.procedure} answered {len(found)} messages, not one",
             )
         return found[0]
+
+
+def _milliseconds(seconds: float | None) -> int | None:
+    return None if seconds is None else max(0, math.ceil(seconds * 1000))
 
 
 class _One:
@@ -287,12 +295,19 @@ def _decode(decoder: MessageCodec[Any], codec: str, data: bytes) -> Any:
 async def _encoded(
     requests: AsyncIterable[Any] | Iterable[Any], encode: Callable[[Any], bytes]
 ) -> AsyncIterator[bytes]:
-    if isinstance(requests, AsyncIterable):
-        async for message in requests:
-            yield encode(message)
-    else:
-        for message in requests:
-            yield encode(message)
+    try:
+        if isinstance(requests, AsyncIterable):
+            async for message in requests:
+                yield encode(message)
+        else:
+            for message in requests:
+                yield encode(message)
+    finally:
+        # The call owns the caller's iterator now: close it, so that a generator left
+        # unfinished (the server answered early) is not collected unfinished.
+        close = getattr(requests, "aclose", None)
+        if close is not None:
+            await close()
 
 
 class _Stub:

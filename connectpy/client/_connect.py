@@ -27,6 +27,9 @@ from ._spec import USER_AGENT, CallSpec, ResponseReader, envelope_message
 __all__ = ["CONNECT", "header", "metadata_pairs"]
 
 _TRAILER_PREFIX = b"trailer-"
+_PROTOCOL_HEADERS = frozenset(
+    (b"content-type", b"content-length", b"content-encoding", b"date", b"server")
+)
 
 
 def header(headers: Headers, name: bytes) -> str | None:
@@ -101,7 +104,10 @@ class _UnaryReader:
                 if exc.code is Code.RESOURCE_EXHAUSTED or self.status == 200:
                     raise
         if self.status != 200:
-            raise connect_parse_error(self.status, body, metadata_pairs(self.trailers))
+            # The error's metadata is every header and trailer (minus the protocol's own),
+            # as the server sent them with it.
+            metadata = [(k, v) for k, v in self.headers if k not in _PROTOCOL_HEADERS]
+            raise connect_parse_error(self.status, body, metadata_pairs(metadata + self.trailers))
         return [body], self.trailers
 
 
@@ -119,7 +125,8 @@ class _StreamReader:
         self.headers = headers
         self._spec = spec
         self._envelopes = EnvelopeReader(spec.read_max_bytes)
-        self._trailers: Headers = []
+        self.trailers: Headers = []
+        self._error: ConnectError | None = None
         self._ended = False
         if status != 200:
             raise ConnectError(Code.from_http_status(status), f"HTTP status {status}")
@@ -144,10 +151,9 @@ class _StreamReader:
                 data = self._compression.decompress(data, self._spec.read_max_bytes)
             if flags & FLAG_END_STREAM:
                 self._ended = True
-                error, trailers = connect_parse_end_stream(data)
-                self._trailers = [(k.encode(), v.encode()) for k, v in trailers]
-                if error is not None:
-                    raise error
+                # Raised by finish: the messages ahead of it in this chunk come first.
+                self._error, trailers = connect_parse_end_stream(data)
+                self.trailers = [(k.encode(), v.encode()) for k, v in trailers]
                 continue
             messages.append(data)
         return messages
@@ -157,7 +163,9 @@ class _StreamReader:
             raise ConnectError(
                 Code.INTERNAL, "protocol error: the stream ended without end-of-stream"
             )
-        return [], self._trailers
+        if self._error is not None:
+            raise self._error
+        return [], self.trailers
 
 
 class _Connect:

@@ -70,6 +70,7 @@ class _Reader:
         if status != 200:
             raise ConnectError(Code.from_http_status(status), f"HTTP status {status}")
         self.headers = headers
+        self.trailers: Headers = []
         self._body_seen = False
         # A status in the headers is a trailers-only response, unless a body or trailers
         # follow (then the headers' status is ignored, as gRPC clients do).
@@ -112,10 +113,11 @@ class _Reader:
         status_trailers = self._trailers if self._trailers is not None else trailers
         if self._status_in_headers and not self._body_seen and not status_trailers:
             status_trailers, self.headers = self.headers, []  # trailers-only
+        self.trailers = _trailer_metadata(status_trailers)
         error = grpc_status_error(status_trailers)
         if error is not None:
             raise error
-        return [], _trailer_metadata(status_trailers)
+        return [], self.trailers
 
 
 class _Grpc:

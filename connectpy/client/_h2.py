@@ -8,6 +8,7 @@ response data, so a slow reader holds back only its own stream.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections import deque
 
 import anyio
@@ -22,6 +23,8 @@ import h2.settings
 from ._http import Headers, RequestHead, Spawn, TransportError
 
 __all__ = ["H2Connection", "H2Exchange"]
+
+_log = logging.getLogger("connectpy.client")
 
 _STREAM_WINDOW = 1 << 20
 _CONNECTION_WINDOW = 1 << 24
@@ -144,6 +147,9 @@ class H2Connection:
             self._fail(TransportError(f"HTTP/2 connection lost: {exc}"))
         except TransportError as exc:
             self._fail(exc)
+        except Exception as exc:  # a bug here must not crash the caller's task group
+            _log.exception("HTTP/2 connection reader failed")
+            self._fail(TransportError(f"HTTP/2 client error: {exc!r}"))
         finally:
             with anyio.CancelScope(shield=True):
                 await self._stream.aclose()

@@ -29,6 +29,11 @@ class CallSpec:
     accept_compression: tuple[str, ...] = ()
     """Names offered for responses, in preference order."""
     timeout_ms: int | None = None
+    """The timeout sent: the call's own, or less when the calling task's deadline is nearer."""
+    local_timeout_ms: int | None = None
+    """The call's own timeout, enforced here with ``deadline_exceeded``. A propagated deadline
+    is not: the caller's own cancel scope fires then, and a ``ConnectError`` must not escape
+    a ``move_on_after`` that expects plain cancellation."""
     headers: Headers = field(default_factory=list)
     read_max_bytes: int = 4 * 1024 * 1024
     use_get: bool = False
@@ -43,6 +48,8 @@ class ResponseReader(Protocol):
 
     headers: Headers
     """Response headers to show the caller (protocol headers included)."""
+    trailers: Headers
+    """Response trailers, as far as known (what a failed call reports)."""
 
     def feed(self, chunk: bytes) -> list[bytes]:
         """The messages (decompressed, size-checked) that ``chunk`` completes.
