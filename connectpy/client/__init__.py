@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from ._asgi_transport import asgi_transport
 from ._client import Client, ProtocolName
 from ._options import CallInfo, call_options
 
-__all__ = ["CallInfo", "Client", "ProtocolName", "call_options"]
+__all__ = ["CallInfo", "Client", "ProtocolName", "asgi_transport", "call_options"]
