@@ -11,11 +11,14 @@ connectpy client against the runner's reference server; write one size-delimited
 from __future__ import annotations
 
 import math
+import queue
 import ssl
 import struct
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterable
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, ClassVar, Protocol
 
@@ -31,7 +34,7 @@ from google.protobuf.message import Message as ProtoMessage
 
 from conformance.service import PACKAGE
 from connectpy import Code, ConnectError, IdempotencyLevel, rpc
-from connectpy.client import CallInfo, Client, call_options
+from connectpy.client import CallInfo, Client, SyncClient, call_options
 
 
 class ConformanceService(Protocol):
@@ -107,9 +110,11 @@ def read_delimited(stream: IO[bytes]) -> bytes | None:
 class _Clients:
     """One open client per distinct configuration, shared by the cases that use it."""
 
-    def __init__(self, group: anyio.abc.TaskGroup, tmp: Path) -> None:
+    def __init__(self, group: anyio.abc.TaskGroup, tmp: Path, sync: bool) -> None:
         self._group = group
         self._tmp = tmp
+        self._sync = sync
+        self._sync_clients: list[SyncClient[Any]] = []
         self._clients: dict[tuple[Any, ...], Any] = {}
         self._lock = anyio.Lock()
         self._stops: list[anyio.Event] = []
@@ -128,8 +133,12 @@ class _Clients:
             request.use_get_http_method,
         )
         async with self._lock:
+            if key not in self._clients and self._sync:
+                sync_client = SyncClient(ConformanceService, **self._options(request))
+                self._clients[key] = await anyio.to_thread.run_sync(sync_client.__enter__)
+                self._sync_clients.append(sync_client)
             if key not in self._clients:
-                client = self._make(request)
+                client = Client(ConformanceService, **self._options(request))
                 ready = anyio.Event()
                 stop = anyio.Event()
                 self._stops.append(stop)
@@ -146,7 +155,7 @@ class _Clients:
                 self._clients[key] = holder[0]
             return self._clients[key]
 
-    def _make(self, request: Any) -> Client[ConformanceService]:
+    def _options(self, request: Any) -> dict[str, Any]:
         tls = bool(request.server_tls_cert)
         scheme = "https" if tls else "http"
         context = None
@@ -158,11 +167,10 @@ class _Clients:
                 cert.write_bytes(request.client_tls_creds.cert)
                 key.write_bytes(request.client_tls_creds.key)
                 context.load_cert_chain(str(cert), str(key))
-        return Client(
-            ConformanceService,
-            f"{scheme}://{request.host}:{request.port}",
-            protocol=_PROTOCOLS[request.protocol],  # type: ignore[arg-type]
-            codec=_CODECS[request.codec],  # type: ignore[arg-type]
+        return dict(
+            url=f"{scheme}://{request.host}:{request.port}",
+            protocol=_PROTOCOLS[request.protocol],
+            codec=_CODECS[request.codec],
             http_version="2" if request.http_version == config.HTTP_VERSION_2 else "1.1",
             ssl_context=context,
             send_compression=_COMPRESSIONS[request.compression],
@@ -171,9 +179,11 @@ class _Clients:
             propagate_deadline=False,
         )
 
-    def close(self) -> None:
+    async def close(self) -> None:
         for stop in self._stops:
             stop.set()
+        for sync_client in self._sync_clients:
+            await anyio.to_thread.run_sync(sync_client.close)
 
 
 def _grouped(pairs: Iterable[tuple[str, str]]) -> list[Any]:
@@ -201,16 +211,9 @@ class _Case:
         self.error: ConnectError | None = None
         self.unsent = 0
         self.scope = anyio.CancelScope()
-        self.messages = [self._unpack(m) for m in request.request_messages]
+        self.messages = [_unpack(request.method, m) for m in request.request_messages]
         self.cancel: Any = request.cancel if request.HasField("cancel") else None
         self.timing = self.cancel.WhichOneof("cancel_timing") if self.cancel else None
-
-    def _unpack(self, packed: Any) -> ProtoMessage:
-        message_type = _REQUEST_TYPES[self.request.method]
-        message = message_type()
-        if not packed.Unpack(message):
-            raise ValueError(f"expected {message_type.DESCRIPTOR.full_name}, got {packed.type_url}")
-        return message
 
     def _cancel_after(self, group: anyio.abc.TaskGroup, ms: int) -> None:
         async def later() -> None:
@@ -300,15 +303,124 @@ class _Case:
             self._cancel_after(timers, self.cancel.after_close_send_ms)
 
 
-async def run_one(clients: _Clients, data: bytes, write: Callable[[bytes], None]) -> None:
+async def run_one(
+    clients: _Clients, data: bytes, write: Callable[[bytes], None], sync: bool
+) -> None:
     request = cc.ClientCompatRequest.FromString(data)
     response = cc.ClientCompatResponse(test_name=request.test_name)
     try:
         stub = await clients.get(request)
-        response.response.CopyFrom(await _Case(request, stub).run())
+        if sync:
+            result = await anyio.to_thread.run_sync(_SyncCase(request, stub).run, limiter=_THREADS)
+        else:
+            result = await _Case(request, stub).run()
+        response.response.CopyFrom(result)
     except Exception as exc:
         response.error.message = f"{type(exc).__name__}: {exc}"
     write(response.SerializeToString())
+
+
+_THREADS = anyio.CapacityLimiter(32)
+"""Sync calls in flight at once (each holds a worker thread)."""
+
+
+class _SyncCase:
+    """One RPC made with the synchronous client; cancellation through ``CallInfo.cancel``."""
+
+    def __init__(self, request: Any, stub: Any) -> None:
+        self.request = request
+        self.stub = stub
+        self.payloads: list[Any] = []
+        self.unsent = 0
+        self.messages = [_unpack(request.method, m) for m in request.request_messages]
+        self.cancel: Any = request.cancel if request.HasField("cancel") else None
+        self.timing = self.cancel.WhichOneof("cancel_timing") if self.cancel else None
+        self.info = CallInfo()
+
+    def _cancel_after(self, ms: int) -> None:
+        timer = threading.Timer(ms / 1000, self.info.cancel)
+        timer.daemon = True
+        timer.start()
+
+    def _received(self, response: Any) -> None:
+        self.payloads.append(response.payload)
+        if (
+            self.timing == "after_num_responses"
+            and len(self.payloads) == self.cancel.after_num_responses
+        ):
+            self.info.cancel()
+
+    def run(self) -> Any:
+        headers = [(h.name, v) for h in self.request.request_headers for v in h.value]
+        timeout = self.request.timeout_ms / 1000 if self.request.HasField("timeout_ms") else None
+        error: ConnectError | None = None
+        with call_options(timeout=timeout, headers=headers) as self.info:
+            try:
+                self._invoke()
+            except ConnectError as exc:
+                error = exc
+        result = cc.ClientResponseResult(
+            response_headers=_grouped(self.info.response_headers),
+            payloads=self.payloads,
+            response_trailers=_grouped(self.info.response_trailers),
+            num_unsent_requests=self.unsent,
+        )
+        if error is not None:
+            result.error.CopyFrom(_error(error))
+        return result
+
+    def _invoke(self) -> None:
+        method, stub = self.request.method, self.stub
+        if method in _UNARY_METHODS:
+            if self.timing == "after_close_send_ms":
+                self._cancel_after(self.cancel.after_close_send_ms)
+            self._received(getattr(stub, _UNARY_METHODS[method])(self.messages[0]))
+        elif method == "ServerStream":
+            if self.timing == "after_close_send_ms":
+                self._cancel_after(self.cancel.after_close_send_ms)
+            for response in stub.server_stream(self.messages[0]):
+                self._received(response)
+        elif method == "ClientStream":
+            self._received(stub.client_stream(self._requests(None)))
+        elif method == "BidiStream":
+            full = self.request.stream_type == config.STREAM_TYPE_FULL_DUPLEX_BIDI_STREAM
+            replies = queue.SimpleQueue[None]() if full else None
+            for response in stub.bidi_stream(self._requests(replies)):
+                self._received(response)
+                if replies is not None:
+                    replies.put(None)
+        else:
+            raise ValueError(f"unknown method {method!r}")
+
+    def _requests(self, replies: queue.SimpleQueue[None] | None) -> Iterator[ProtoMessage]:
+        delay = self.request.request_delay_ms / 1000
+        self.unsent = len(self.messages)
+        for message in self.messages:
+            if delay:
+                time.sleep(delay)
+            self.unsent -= 1
+            yield message
+            if replies is not None:
+                replies.get()
+        if self.timing == "before_close_send":
+            self.info.cancel()
+        elif self.timing == "after_close_send_ms":
+            self._cancel_after(self.cancel.after_close_send_ms)
+
+
+_UNARY_METHODS = {
+    "Unary": "unary",
+    "IdempotentUnary": "idempotent_unary",
+    "Unimplemented": "unimplemented",
+}
+
+
+def _unpack(method: str, packed: Any) -> ProtoMessage:
+    message_type = _REQUEST_TYPES[method]
+    message = message_type()
+    if not packed.Unpack(message):
+        raise ValueError(f"expected {message_type.DESCRIPTOR.full_name}, got {packed.type_url}")
+    return message
 
 
 async def main() -> None:
@@ -318,16 +430,17 @@ async def main() -> None:
         stdout.write(struct.pack(">I", len(data)) + data)
         stdout.flush()
 
+    sync = "--sync" in sys.argv[1:]
     with tempfile.TemporaryDirectory() as tmp:
         async with anyio.create_task_group() as holders:
-            clients = _Clients(holders, Path(tmp))
+            clients = _Clients(holders, Path(tmp), sync)
             async with anyio.create_task_group() as calls:
                 while True:
                     data = await anyio.to_thread.run_sync(read_delimited, stdin)
                     if data is None:
                         break
-                    calls.start_soon(run_one, clients, data, write)
-            clients.close()
+                    calls.start_soon(run_one, clients, data, write, sync)
+            await clients.close()
 
 
 if __name__ == "__main__":

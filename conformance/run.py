@@ -8,11 +8,13 @@ Steps:
    Python code for them into ``conformance/gen`` (git-ignored) unless it is there already;
 3. run the runner in server mode against ``conformance/server.py`` with the features claimed in
    ``conformance/config.yaml``, then in client mode against ``conformance/client.py`` (the
-   connectpy client) with those of ``conformance/client-config.yaml``, streaming the output,
+   connectpy client, async then sync) with those of ``conformance/client-config.yaml``,
+   streaming the output,
    and exit non-zero if any run failed. A run with no verdict by :data:`DEADLINE_SECONDS` is
    dumped, stopped and run once more (see there).
 
-``--mode server`` or ``--mode client`` (repeatable, first) runs only those.
+``--mode server``, ``--mode client`` or ``--mode client-sync`` (repeatable, first) runs only
+those; ``client-sync`` drives the synchronous client.
 
 ``--prepare-only`` installs the runner and generates the code, then stops.
 Other command-line arguments go to the runner, before the ``--`` that starts the server command,
@@ -55,6 +57,7 @@ CLIENT = HERE / "client.py"
 MODES: dict[str, tuple[str, Path, list[str]]] = {
     "server": ("server", CONFIG, [str(SERVER)]),
     "client": ("client", CLIENT_CONFIG, [str(CLIENT)]),
+    "client-sync": ("client", CLIENT_CONFIG, [str(CLIENT), "--sync"]),
 }
 """What ``--mode`` picks: the runner's mode, the features claimed, the program under test.
 Without ``--mode`` every one runs, one after the other."""

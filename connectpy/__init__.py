@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ._service import IdempotencyLevel, StreamType, http_option, rpc
 from .app import ASGIApp
-from .client import CallInfo, Client, call_options
+from .client import CallInfo, Client, SyncClient, call_options
 from .code import Code
 from .context import Context
 from .errors import ConnectError, ErrorDetail
@@ -25,6 +25,7 @@ __all__ = [
     "IdempotencyLevel",
     "Message",
     "StreamType",
+    "SyncClient",
     "call_options",
     "generate_proto",
     "http_option",

@@ -5,6 +5,7 @@ the client's one boundary: ``unavailable``, ``deadline_exceeded`` or ``canceled`
 from __future__ import annotations
 
 import math
+import weakref
 from collections import deque
 from collections.abc import AsyncIterable, Callable
 from typing import Any
@@ -48,6 +49,10 @@ class _Deadline:
         if scope.cancelled_caught:
             raise _deadline_error(self.spec)
         return None  # pragma: no cover - move_on_at returned without result
+
+
+def _canceled() -> ConnectError:
+    return ConnectError(Code.CANCELED, "the call was canceled")
 
 
 def transport_error(exc: TransportError, closed: bool) -> ConnectError:
@@ -97,11 +102,24 @@ class ResponseStream:
         self._reader: ResponseReader | None = None
         self._pending: deque[bytes] = deque()
         self._done = False
+        self._cancelled = False
+        # Weakly: a stream the caller dropped must be collected (and abandoned) at once,
+        # not kept alive by its CallInfo.
+        weak_cancel = weakref.WeakMethod(self.cancel)
+
+        def cancel() -> None:
+            method = weak_cancel()
+            if method is not None:
+                method()
+
+        info.attach(cancel)
 
     def __aiter__(self) -> ResponseStream:
         return self
 
     async def __anext__(self) -> Any:
+        if self._cancelled:
+            raise _canceled()
         if self._done and not self._pending:
             raise StopAsyncIteration
         try:
@@ -111,11 +129,13 @@ class ResponseStream:
                     await self._start(self._deadline)
                 while not self._pending:
                     if self._done:
-                        raise StopAsyncIteration
+                        raise _canceled() if self._cancelled else StopAsyncIteration
                     await self._read(self._deadline)
                 self._deadline.check()
                 return self._decode(self._pending.popleft())
             except TransportError as exc:
+                if self._cancelled:
+                    raise _canceled() from None
                 if self._sender is not None:
                     self._sender.raise_failure()
                 raise transport_error(exc, self._closed()) from None
@@ -136,6 +156,8 @@ class ResponseStream:
         transport = self._transport
         exchange: Exchange = await deadline.run(lambda: transport.open(head, body))
         self._exchange = exchange
+        if self._cancelled:
+            raise TransportError("canceled")
         if body is None:
             assert not isinstance(requests, bytes)
             sender = self._sender = _Sender(exchange, self._protocol, spec, requests, deadline.at)
@@ -175,6 +197,12 @@ class ResponseStream:
             self._sender.cancel()
         if self._exchange is not None:
             self._exchange.reset()
+
+    def cancel(self) -> None:
+        """Abandon the call, reporting ``canceled`` to whoever waits for it."""
+        if not self._done:
+            self._cancelled = True
+            self.abandon()
 
     async def aclose(self) -> None:
         self.abandon()

@@ -20,6 +20,7 @@ __all__ = ["H1Connection", "H1Exchange"]
 
 _READ_SIZE = 1 << 16
 _MAX_HEADERS = 1 << 20
+_COALESCE_BYTES = 1 << 16
 
 
 class H1Connection:
@@ -44,6 +45,8 @@ class H1Connection:
         self._body_ended = False
         self._released = False
         self.current: H1Exchange | None = None
+        self._head_sent = False
+        self._buffer = bytearray()
 
     @property
     def usable(self) -> bool:
@@ -55,24 +58,31 @@ class H1Connection:
         self._trailers = []
         self._body_ended = False
         self._released = False
-        headers: Headers = [(b"host", head.authority.encode()), *head.headers]
-        if body is not None:
-            headers.append((b"content-length", str(len(body)).encode()))
-        else:
-            headers.append((b"transfer-encoding", b"chunked"))
-        await self._send(h11.Request(method=head.method, target=head.target, headers=headers))
-        if body is not None:
-            if body:
-                await self._send(h11.Data(data=body))
-            await self._send(h11.EndOfMessage())
+        self._head = head
+        self._head_sent = False
+        self._buffer = bytearray()
         self.current = H1Exchange(self)
+        if body is not None:
+            self._buffer += body
+            await self.end()
         return self.current
 
-    async def _send(self, event: h11.Event) -> None:
+    def _request(self, length: int | None) -> h11.Request:
+        head = self._head
+        headers: Headers = [(b"host", head.authority.encode()), *head.headers]
+        if length is not None:
+            headers.append((b"content-length", str(length).encode()))
+        else:
+            headers.append((b"transfer-encoding", b"chunked"))
+        self._head_sent = True
+        return h11.Request(method=head.method, target=head.target, headers=headers)
+
+    async def _send(self, *events: h11.Event) -> None:
+        """Send events in one write (a request's head goes with the start of its body)."""
         if self._broken:
             raise TransportError("the HTTP/1.1 connection is closed")
         try:
-            data = self._h11.send(event)
+            data = b"".join(self._h11.send(event) or b"" for event in events)
         except h11.LocalProtocolError as exc:
             raise TransportError(f"HTTP/1.1 error: {exc}") from None
         if data:
@@ -102,12 +112,29 @@ class H1Connection:
 
     # The exchange API.
     async def send(self, data: bytes) -> None:
-        if data:
-            await self._send(h11.Data(data=data))
+        # The body is held back up to _COALESCE_BYTES: a small stream then goes out with its
+        # head in one write, with a content length. A server that answers before reading
+        # the whole body may drop what arrives later (Go's net/http closes the body once
+        # the response headers are flushed), which a half-duplex client cannot prevent.
+        self._buffer += data
+        if len(self._buffer) < _COALESCE_BYTES:
+            return
+        events: list[h11.Event] = [] if self._head_sent else [self._request(None)]
+        events.append(h11.Data(data=bytes(self._buffer)))
+        self._buffer.clear()
+        await self._send(*events)
 
     async def end(self) -> None:
-        if self._h11.our_state is h11.SEND_BODY:
-            await self._send(h11.EndOfMessage())
+        events: list[h11.Event] = []
+        if not self._head_sent:
+            events.append(self._request(len(self._buffer)))
+        elif self._h11.our_state is not h11.SEND_BODY:
+            return
+        if self._buffer:
+            events.append(h11.Data(data=bytes(self._buffer)))
+            self._buffer.clear()
+        events.append(h11.EndOfMessage())
+        await self._send(*events)
 
     async def response(self) -> tuple[int, Headers]:
         while self._status is None:

@@ -9,9 +9,13 @@ and trailers.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+
+import anyio.from_thread
+import anyio.lowlevel
 
 __all__ = ["CallInfo", "CallOptions", "call_options", "current_options"]
 
@@ -29,6 +33,30 @@ class CallInfo:
 
     response_headers: list[tuple[str, str]] = field(default_factory=list)
     response_trailers: list[tuple[str, str]] = field(default_factory=list)
+    _cancel: Callable[[], None] | None = field(default=None, repr=False)
+    _cancel_requested: bool = field(default=False, repr=False)
+
+    def cancel(self) -> None:
+        """Cancel the call in progress (it fails with ``canceled``), from any thread; a call
+        not started yet is canceled when it starts."""
+        self._cancel_requested = True
+        if self._cancel is not None:
+            self._cancel()
+
+    def attach(self, cancel: Callable[[], None]) -> None:
+        """Called by a starting call: what :meth:`cancel` runs, in the call's event loop."""
+        token = anyio.lowlevel.current_token()
+        loop_thread = threading.get_ident()
+
+        def cancel_in_loop() -> None:
+            if threading.get_ident() == loop_thread:
+                cancel()
+            else:
+                anyio.from_thread.run_sync(cancel, token=token)
+
+        self._cancel = cancel_in_loop
+        if self._cancel_requested:
+            cancel()
 
     def header(self, name: str) -> str | None:
         """The first response header called ``name``."""

@@ -4,7 +4,7 @@ trailers, slow streams and a record of streams the server saw end (for cancellat
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import ClassVar, Protocol
 
 import anyio
@@ -98,3 +98,19 @@ def wait_stream_ended(text: str, timeout: float = 2.0) -> bool:
     """Whether a ``count`` stream with ``text`` ended on the server within ``timeout``."""
     with stream_ended:
         return stream_ended.wait_for(lambda: text in ended_streams, timeout)
+
+
+class SyncEcho(Protocol):
+    """The same service described for the synchronous client: plain methods."""
+
+    __connectpy_package__: ClassVar[str] = PACKAGE
+    __connectpy_name__: ClassVar[str] = "EchoService"
+
+    @rpc(idempotency=IdempotencyLevel.NO_SIDE_EFFECTS)
+    def echo(self, request: Item) -> Item: ...
+
+    def count(self, request: Item) -> Iterator[Item]: ...
+
+    def total(self, requests: Iterable[Item]) -> Item: ...
+
+    def chat(self, requests: Iterable[Item]) -> Iterator[Item]: ...
