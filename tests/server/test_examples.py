@@ -392,7 +392,14 @@ def test_demo_prints_curl_lines_that_work(bookstore_program: Program) -> None:
 
 # --- Docs: every ```python block runs -----------------------------------------------------------
 
-DOCS = ["README.md", "docs/index.md", "docs/getting-started.md", "docs/types.md", "docs/errors.md"]
+DOCS = [
+    "README.md",
+    "docs/index.md",
+    "docs/getting-started.md",
+    "docs/types.md",
+    "docs/errors.md",
+    "docs/client.md",
+]
 
 
 def python_blocks(markdown: str) -> list[str]:
