@@ -99,9 +99,7 @@ class _AsgiExchange:
                 await self._transport._app(self._scope, self._receive, self._send)
             except Exception as exc:
                 _log.exception("the ASGI app failed")
-                error = TransportError(f"the ASGI app raised {exc!r}")
-                error.code = Code.INTERNAL  # type: ignore[attr-defined]
-                self.fail(error)
+                self.fail(TransportError(f"the ASGI app raised {exc!r}", Code.INTERNAL))
         if not self._ended and self._error is None:
             self.fail(TransportError("the ASGI app returned without finishing its response"))
         self._transport._open.discard(self)

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterable, Callable
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from ..code import Code
 from ..errors import ConnectError
@@ -58,8 +59,7 @@ def _canceled() -> ConnectError:
 def transport_error(exc: TransportError, closed: bool) -> ConnectError:
     if closed:
         return ConnectError(Code.CANCELED, f"the client was closed: {exc}")
-    code = getattr(exc, "code", None) or Code.UNAVAILABLE
-    return ConnectError(code, str(exc))
+    return ConnectError(exc.code, str(exc))
 
 
 class ResponseStream:
@@ -118,6 +118,9 @@ class ResponseStream:
         return self
 
     async def __anext__(self) -> Any:
+        # Even with messages buffered, a cancelled caller must see its cancellation here:
+        # otherwise a stream read to its end from the buffer never yields to it.
+        await anyio.lowlevel.checkpoint_if_cancelled()
         if self._cancelled:
             raise _canceled()
         if self._done and not self._pending:
@@ -136,6 +139,10 @@ class ResponseStream:
             except TransportError as exc:
                 if self._cancelled:
                     raise _canceled() from None
+                if self._deadline is not None and anyio.current_time() >= self._deadline.at:
+                    # The server enforced our deadline (gRPC resets the stream) a moment
+                    # before our own timer fired.
+                    raise _deadline_error(self._spec) from None
                 if self._sender is not None:
                     self._sender.raise_failure()
                 raise transport_error(exc, self._closed()) from None

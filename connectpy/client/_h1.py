@@ -8,11 +8,13 @@ completed cleanly goes back to its pool.
 from __future__ import annotations
 
 import contextlib
+import select
 from collections.abc import Callable
 
 import anyio
 import anyio.abc
 import h11
+from anyio.abc import SocketAttribute
 
 from ._http import Headers, RequestHead, Spawn, TransportError
 
@@ -49,8 +51,20 @@ class H1Connection:
         self._buffer = bytearray()
 
     @property
+    def closed(self) -> bool:
+        return self._broken
+
+    @property
     def usable(self) -> bool:
-        return not self._broken and self._h11.our_state is h11.IDLE
+        """Idle and still open: a server closes idle connections (Hypercorn after 5 s), and
+        a closed socket reads as ready (EOF), as urllib3 checks before reusing one."""
+        if self._broken or self._h11.our_state is not h11.IDLE:
+            return False
+        sock = self._stream.extra(SocketAttribute.raw_socket, None)
+        if sock is not None and select.select([sock], [], [], 0)[0]:
+            self.reset()
+            return False
+        return True
 
     async def open(self, head: RequestHead, body: bytes | None) -> H1Exchange:
         self._status = None

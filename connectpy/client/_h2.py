@@ -20,6 +20,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
+from ..code import Code
 from ._http import Headers, RequestHead, Spawn, TransportError
 
 __all__ = ["H2Connection", "H2Exchange"]
@@ -61,6 +62,10 @@ class H2Connection:
         self._h2.increment_flow_control_window(_CONNECTION_WINDOW - 65535)
         await self.flush()
         self._spawn(self._read_frames)
+
+    @property
+    def closed(self) -> bool:
+        return self._error is not None
 
     @property
     def usable(self) -> bool:
@@ -265,13 +270,12 @@ class H2Exchange:
             self._finish()
             self.wake()
             return
-        name = _error_name(code)
-        self.fail(TransportError(f"the server reset the stream ({name})"), code=code)
+        message = f"the server reset the stream ({_error_name(code)})"
+        self.fail(TransportError(message, _RESET_CODES.get(code, Code.INTERNAL)))
 
-    def fail(self, error: TransportError, code: int | None = None) -> None:
+    def fail(self, error: TransportError) -> None:
         if self._error is None:
             self._error = error
-            self.reset_code = code
         self._finish()
         self.wake()
 
@@ -364,6 +368,15 @@ class H2Exchange:
             self._h2.reset_stream(self.stream_id, h2.errors.ErrorCodes.CANCEL)
         self._connection.forget(self.stream_id)
         self._connection.flush_soon()
+
+
+_RESET_CODES: dict[int, Code] = {
+    h2.errors.ErrorCodes.REFUSED_STREAM: Code.UNAVAILABLE,
+    h2.errors.ErrorCodes.CANCEL: Code.CANCELED,
+    h2.errors.ErrorCodes.ENHANCE_YOUR_CALM: Code.RESOURCE_EXHAUSTED,
+    h2.errors.ErrorCodes.INADEQUATE_SECURITY: Code.PERMISSION_DENIED,
+}
+"""RST_STREAM codes as gRPC reads them (PROTOCOL-HTTP2.md, "Errors"); the rest are internal."""
 
 
 def _error_name(code: int) -> str:

@@ -12,6 +12,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..code import Code
+
 __all__ = ["Exchange", "Headers", "RequestHead", "Spawn", "Transport", "TransportError"]
 
 Headers = list[tuple[bytes, bytes]]
@@ -21,7 +23,15 @@ Spawn = Callable[[Callable[[], Coroutine[Any, Any, Any]]], object]
 
 
 class TransportError(Exception):
-    """The HTTP exchange failed below the RPC: no connection, a reset, a closed connection."""
+    """The HTTP exchange failed below the RPC: no connection, a reset, a closed connection.
+
+    ``code`` is what the call reports; ``unavailable`` unless the failure says otherwise
+    (an HTTP/2 reset's code, an in-memory app that crashed).
+    """
+
+    def __init__(self, message: str, code: Code = Code.UNAVAILABLE) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)

@@ -110,6 +110,7 @@ class HttpTransport:
             self._h2[origin] = [c for c in self._h2[origin] if c.usable]
         else:
             connection = H1Connection(stream, self._spawn, self._release_h1(origin))
+        self._all = {c for c in self._all if not c.closed}
         self._all.add(connection)
         return connection
 

@@ -3,6 +3,9 @@ and stream type, with headers, trailers, errors, deadlines, compression and limi
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal
 
@@ -185,3 +188,35 @@ async def test_calls_share_one_http2_connection(server: RunningServer) -> None:
                 group.start_soon(echo.echo, Item(value=n))
         pool: Any = echo._client._transport  # type: ignore[attr-defined]
         assert sum(len(c) for c in pool._h2.values()) == 1
+
+
+async def test_a_pooled_connection_the_server_closed_is_not_reused() -> None:
+    """A keep-alive server that closes idle connections (Hypercorn does after 5 s): the next
+    call must open a new connection, not fail on the dead one."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    answered = 0
+
+    def serve() -> None:
+        nonlocal answered
+        for _ in range(2):
+            conn, _ = listener.accept()
+            conn.recv(65536)
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/proto\r\ncontent-length: 0\r\n\r\n"
+            )
+            answered += 1
+            time.sleep(0.05)
+            conn.close()  # idle: the server closes it
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        async with Client(Echo, f"http://127.0.0.1:{port}") as echo:
+            assert await echo.echo(Item()) == Item()
+            await anyio.sleep(0.3)
+            with anyio.fail_after(5):
+                assert await echo.echo(Item()) == Item()
+    finally:
+        listener.close()
+    assert answered == 2
