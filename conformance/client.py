@@ -350,6 +350,7 @@ class _SyncCase:
         self.cancel: Any = request.cancel if request.HasField("cancel") else None
         self.timing = self.cancel.WhichOneof("cancel_timing") if self.cancel else None
         self.info = CallInfo()
+        self.finished = False
 
     def _cancel_after(self, ms: int) -> None:
         timer = threading.Timer(ms / 1000, self.info.cancel)
@@ -364,6 +365,17 @@ class _SyncCase:
         ):
             self.info.cancel()
 
+    def _wait_reply(self, replies: queue.SimpleQueue[None]) -> bool:
+        """Wait for the reply to the message just sent; ``False`` once the call is over (a
+        worker thread blocked here for good would be lost to the client's loop)."""
+        while not self.finished:
+            try:
+                replies.get(timeout=0.05)
+                return True
+            except queue.Empty:
+                continue
+        return False
+
     def run(self) -> Any:
         headers = [(h.name, v) for h in self.request.request_headers for v in h.value]
         timeout = self.request.timeout_ms / 1000 if self.request.HasField("timeout_ms") else None
@@ -373,6 +385,8 @@ class _SyncCase:
                 self._invoke()
             except ConnectError as exc:
                 error = exc
+            finally:
+                self.finished = True
         result = cc.ClientResponseResult(
             response_headers=_grouped(self.info.response_headers),
             payloads=self.payloads,
@@ -414,8 +428,8 @@ class _SyncCase:
                 time.sleep(delay)
             self.unsent -= 1
             yield message
-            if replies is not None:
-                replies.get()
+            if replies is not None and not self._wait_reply(replies):
+                return
         if self.timing == "before_close_send":
             self.info.cancel()
         elif self.timing == "after_close_send_ms":

@@ -80,8 +80,9 @@ class H2Connection:
     async def open(self, head: RequestHead, body: bytes | None) -> H2Exchange:
         while not self.has_room:
             self._check()
-            room = self._room = anyio.Event()
-            await room.wait()
+            if self._room.is_set():  # one event for every opener waiting: forget sets it
+                self._room = anyio.Event()
+            await self._room.wait()
         self._check()
         headers: Headers = [
             (b":method", head.method.encode()),
