@@ -20,7 +20,7 @@ import anyio.abc
 from .. import _compression
 from .._compression import COMPRESSIONS
 from .._message import MessageCodec, message_codecs
-from .._service import MethodInfo, ServiceInfo, StreamType, describe_service
+from .._service import IdempotencyLevel, MethodInfo, ServiceInfo, StreamType, describe_service
 from ..code import Code
 from ..errors import ConnectError
 from ._call import Origin, ResponseStream
@@ -200,7 +200,9 @@ class Client(Generic[S]):
             local_timeout_ms=_milliseconds(local),
             headers=[(k.encode(), v.encode()) for k, v in headers],
             read_max_bytes=read_max,
-            use_get=self._use_get and method.idempotency.value == 1 and self._protocol is CONNECT,
+            use_get=self._use_get
+            and method.idempotency is IdempotencyLevel.NO_SIDE_EFFECTS
+            and self._protocol is CONNECT,
         )
 
     def _encoder(self, method: MethodInfo, options: CallOptions | None) -> Callable[[Any], bytes]:
@@ -212,10 +214,12 @@ class Client(Generic[S]):
         def encode_request(message: Any) -> bytes:
             try:
                 data = encode(message)
-            except ConnectError as exc:
+            except ConnectError as exc:  # the codec's words are the server's ("handler ...")
                 raise ConnectError(
-                    Code.INTERNAL, exc.message.replace("handler returned", "request is")
-                ) from None
+                    Code.INTERNAL,
+                    f"{method.procedure}: cannot send {type(message).__name__} as "
+                    f"{method.request_type.__name__}",
+                ) from exc
             if limit is not None and len(data) > limit:
                 raise ConnectError(
                     Code.RESOURCE_EXHAUSTED,

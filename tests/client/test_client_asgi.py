@@ -76,3 +76,11 @@ async def test_leaving_a_stream_cancels_the_handler(echo_client: Client[Echo]) -
         async for _ in echo.count(request):
             break
         assert await anyio.to_thread.run_sync(wait_stream_ended, request.text)
+
+
+async def test_a_request_of_the_wrong_type_is_not_sent(echo_client: Client[Echo]) -> None:
+    async with echo_client as echo:
+        with pytest.raises(ConnectError) as caught:
+            await echo.echo("not an item")  # type: ignore[arg-type]
+    assert caught.value.code is Code.INTERNAL
+    assert caught.value.message.endswith("cannot send str as Item")
