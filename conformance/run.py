@@ -7,8 +7,14 @@ Steps:
 2. locate the conformance protos in the Go module cache (``go mod download -json``) and generate
    Python code for them into ``conformance/gen`` (git-ignored) unless it is there already;
 3. run the runner in server mode against ``conformance/server.py`` with the features claimed in
-   ``conformance/config.yaml``, streaming its output, and exit with its exit code. A run with
-   no verdict by :data:`DEADLINE_SECONDS` is dumped, stopped and run once more (see there).
+   ``conformance/config.yaml``, then in client mode against ``conformance/client.py`` (the
+   connectpy client, async then sync) with those of ``conformance/client-config.yaml``,
+   streaming the output,
+   and exit non-zero if any run failed. A run with no verdict by :data:`DEADLINE_SECONDS` is
+   dumped, stopped and run once more (see there).
+
+``--mode server``, ``--mode client`` or ``--mode client-sync`` (repeatable, first) runs only
+those; ``client-sync`` drives the synchronous client.
 
 ``--prepare-only`` installs the runner and generates the code, then stops.
 Other command-line arguments go to the runner, before the ``--`` that starts the server command,
@@ -35,7 +41,7 @@ from typing import IO
 
 RUNNER_MODULE = "connectrpc.com/conformance"
 RUNNER_VERSION = "v1.0.5"
-PROTO_FILES = ("config.proto", "service.proto", "server_compat.proto")
+PROTO_FILES = ("config.proto", "service.proto", "server_compat.proto", "client_compat.proto")
 PROTO_PACKAGE = ("connectrpc", "conformance", "v1")
 
 HERE = Path(__file__).resolve().parent
@@ -45,6 +51,16 @@ RUNNER = BIN_DIR / "connectconformance"
 GEN_DIR = HERE / "gen"
 CONFIG = HERE / "config.yaml"
 SERVER = HERE / "server.py"
+CLIENT_CONFIG = HERE / "client-config.yaml"
+CLIENT = HERE / "client.py"
+
+MODES: dict[str, tuple[str, Path, list[str]]] = {
+    "server": ("server", CONFIG, [str(SERVER)]),
+    "client": ("client", CLIENT_CONFIG, [str(CLIENT)]),
+    "client-sync": ("client", CLIENT_CONFIG, [str(CLIENT), "--sync"]),
+}
+"""What ``--mode`` picks: the runner's mode, the features claimed, the program under test.
+Without ``--mode`` every one runs, one after the other."""
 
 _SUMMARY = re.compile(r"^\d+ passed, \d+ failed\s*$")
 
@@ -195,18 +211,19 @@ class _Tee:
         source.close()
 
 
-def run_runner(runner_args: list[str]) -> tuple[int, bool]:
+def run_runner(runner_args: list[str], mode: str = "server") -> tuple[int, bool]:
     """Run the runner once; its exit code, and whether it overstayed the deadline."""
+    runner_mode, config, program = MODES[mode]
     command = [
         str(RUNNER),
         "--mode",
-        "server",
+        runner_mode,
         "--conf",
-        _show(CONFIG),
+        _show(config),
         *runner_args,
         "--",
         sys.executable,
-        _show(SERVER),
+        *(_show(Path(part)) if part.endswith(".py") else part for part in program),
     ]
     log("running " + " ".join(command))
     tee = _Tee()
@@ -300,13 +317,23 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--prepare-only"]:
         # `make test` prepares before pytest, so the harness tests run against real code.
         return 0
+    modes: list[str] = []
+    while argv[:1] == ["--mode"] and len(argv) > 1:
+        if argv[1] not in MODES:
+            return fail(f"unknown --mode {argv[1]!r}: use one of {', '.join(MODES)}")
+        modes.append(argv[1])
+        argv = argv[2:]
     if argv[:1] == ["--"]:
         argv = argv[1:]
-    code, overstayed = run_runner(argv)
-    if overstayed:
-        log("ERROR: the run above got stuck (dump above); running the whole suite once more")
-        code, _ = run_runner(argv)
-    return code
+    worst = 0
+    for mode in modes or list(MODES):
+        log(f"mode {mode}")
+        code, overstayed = run_runner(argv, mode)
+        if overstayed:
+            log("ERROR: the run above got stuck (dump above); running the whole suite once more")
+            code, _ = run_runner(argv, mode)
+        worst = worst or code
+    return worst
 
 
 if __name__ == "__main__":

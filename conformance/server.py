@@ -26,23 +26,15 @@ import time
 from pathlib import Path
 from typing import IO, Any, cast
 
-# Run as a script (`python conformance/server.py`): make the repository root and the generated
-# code (conformance/gen) importable, and do not let this directory shadow top-level modules.
-_HERE = Path(__file__).resolve().parent
-if sys.path and Path(sys.path[0] or ".").resolve() == _HERE:
-    del sys.path[0]
-for _path in (str(_HERE.parent), str(_HERE / "gen")):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
+import _bootstrap  # type: ignore[import-not-found]  # noqa: F401  (import paths: run as a script)
+import anyio
+import hypercorn.asyncio
+from anyio.abc import TaskStatus
+from connectrpc.conformance.v1 import server_compat_pb2
+from hypercorn.config import Config
 
-import anyio  # noqa: E402
-import hypercorn.asyncio  # noqa: E402
-from anyio.abc import TaskStatus  # noqa: E402
-from connectrpc.conformance.v1 import server_compat_pb2  # noqa: E402
-from hypercorn.config import Config  # noqa: E402
-
-from conformance.service import PACKAGE, ConformanceService  # noqa: E402
-from connectpy import ASGIApp  # noqa: E402
+from conformance.service import PACKAGE, ConformanceService
+from connectpy import ASGIApp
 
 HOST = "127.0.0.1"
 _LOG_CASES = os.environ.get("CONFORMANCE_LOG_CASES", "") not in ("", "0")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ._cors import CORS
 from ._service import IdempotencyLevel, StreamType, http_option, rpc
 from .app import ASGIApp
+from .client import CallInfo, Client, SyncClient, call_options
 from .code import Code
 from .context import Context
 from .errors import ConnectError, ErrorDetail
@@ -16,6 +17,8 @@ __all__ = [
     "CORS",
     "ASGIApp",
     "AsyncIOServer",
+    "CallInfo",
+    "Client",
     "Code",
     "ConnectError",
     "Context",
@@ -24,6 +27,8 @@ __all__ = [
     "IdempotencyLevel",
     "Message",
     "StreamType",
+    "SyncClient",
+    "call_options",
     "generate_proto",
     "http_option",
     "rpc",

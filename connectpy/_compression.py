@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,7 +92,9 @@ try:
 except ImportError:  # pragma: no cover - depends on the installed extras
     pass
 else:
-    _zstd_compressor = zstandard.ZstdCompressor(level=3)
+    # One compressor per thread: a ZstdCompressor is not thread-safe, and calls compress
+    # from several threads (a sync client's loop, worker threads).
+    _zstd_local = threading.local()
 
     def _zstd_bounded(data: bytes, limit: int) -> bytes:
         reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data))
@@ -119,7 +122,10 @@ else:
             rest = frame.unused_data
 
     def _zstd_compress(data: bytes) -> bytes:
-        return bytes(_zstd_compressor.compress(data))
+        compressor = getattr(_zstd_local, "compressor", None)
+        if compressor is None:
+            compressor = _zstd_local.compressor = zstandard.ZstdCompressor(level=3)
+        return bytes(compressor.compress(data))
 
     COMPRESSIONS["zstd"] = Compression("zstd", _zstd_compress, _zstd_bounded)
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 from .code import Code
 from .errors import ConnectError
 
-__all__ = ["format_grpc_timeout", "parse_connect_timeout", "parse_grpc_timeout"]
+__all__ = [
+    "format_connect_timeout",
+    "format_grpc_timeout",
+    "parse_connect_timeout",
+    "parse_grpc_timeout",
+]
 
 _GRPC_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
 
@@ -38,3 +43,8 @@ def format_grpc_timeout(milliseconds: int) -> str:
     if milliseconds < 100_000_000:
         return f"{milliseconds}m"
     return f"{min(milliseconds // 1000, 99_999_999)}S"
+
+
+def format_connect_timeout(milliseconds: int) -> str:
+    """``Connect-Timeout-Ms`` for a number of milliseconds, within the 10-digit limit."""
+    return str(min(max(milliseconds, 0), 9_999_999_999))

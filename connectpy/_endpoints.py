@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from google.protobuf.message import Message as ProtoMessage
-from pydantic import BaseModel
-
 from ._dispatch import Endpoint
-from ._message import MessageCodec, protobuf_codec, pydantic_codec
-from ._schema import ProtoSchema
+from ._message import message_codecs
 from ._service import ServiceInfo
 
 __all__ = ["build_endpoints"]
@@ -17,21 +11,7 @@ __all__ = ["build_endpoints"]
 
 def build_endpoints(service: ServiceInfo) -> list[Endpoint]:
     """One endpoint per method; fails (TypeError) on a message type that cannot be mapped."""
-    schema = ProtoSchema.for_services([service])
-    cache: dict[type[Any], MessageCodec[Any]] = {}
-
-    def codec_for(message_type: type[Any]) -> MessageCodec[Any]:
-        if message_type not in cache:
-            if issubclass(message_type, ProtoMessage):
-                cache[message_type] = protobuf_codec(message_type)
-            else:
-                assert issubclass(message_type, BaseModel)
-                binary = schema.codec(message_type)
-                cache[message_type] = pydantic_codec(
-                    message_type, binary.full_name, binary.decode, binary.encode
-                )
-        return cache[message_type]
-
+    codec_for = message_codecs(service)
     return [
         Endpoint(
             method=method,

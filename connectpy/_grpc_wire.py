@@ -28,6 +28,7 @@ __all__ = [
     "grpc_percent_encode",
     "grpc_status_details",
     "grpc_status_trailers",
+    "grpc_web_parse_trailer_block",
     "grpc_web_trailer_block",
 ]
 
@@ -144,6 +145,25 @@ def grpc_web_trailer_block(trailers: Iterable[tuple[bytes, bytes]]) -> bytes:
     """The payload of gRPC-Web's trailers frame: ``name: value`` lines, lower-case names, CRLF
     after every line, no blank line."""
     return b"".join(name.lower() + b": " + value + b"\r\n" for name, value in trailers)
+
+
+def grpc_web_parse_trailer_block(block: bytes) -> Headers:
+    """The trailers in a gRPC-Web trailers frame (names lower-cased).
+
+    Raises:
+        ConnectError: ``internal`` on a line without a colon.
+    """
+    trailers: Headers = []
+    for line in block.split(b"\r\n"):
+        if not line.strip():
+            continue
+        name, colon, value = line.partition(b":")
+        if not colon:
+            raise ConnectError(
+                Code.INTERNAL, f"protocol error: invalid gRPC-Web trailer line {line!r}"
+            )
+        trailers.append((name.strip().lower(), value.strip()))
+    return trailers
 
 
 def grpc_negotiate_response(accept: str | None, request: Compression) -> Compression:

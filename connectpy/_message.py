@@ -17,11 +17,20 @@ from google.protobuf.message import Message as ProtoMessage
 from pydantic import BaseModel, ValidationError
 
 from ._jsonmap import json_codec
+from ._schema import ProtoSchema
+from ._service import ServiceInfo
 from ._typemap import UnknownEnum
 from .code import Code
 from .errors import ConnectError
 
-__all__ = ["CODECS", "InvalidResponse", "MessageCodec", "protobuf_codec", "pydantic_codec"]
+__all__ = [
+    "CODECS",
+    "InvalidResponse",
+    "MessageCodec",
+    "message_codecs",
+    "protobuf_codec",
+    "pydantic_codec",
+]
 
 T = TypeVar("T")
 
@@ -148,3 +157,24 @@ def pydantic_codec(
         {"proto": decode_proto, "json": json.decode},
         {"proto": encode_proto, "json": json.encode},
     )
+
+
+def message_codecs(service: ServiceInfo) -> Callable[[type[Any]], MessageCodec[Any]]:
+    """The codec for each message type of ``service``, built once per type (servers and
+    clients encode the same messages the same way)."""
+    schema = ProtoSchema.for_services([service])
+    cache: dict[type[Any], MessageCodec[Any]] = {}
+
+    def codec_for(message_type: type[Any]) -> MessageCodec[Any]:
+        if message_type not in cache:
+            if issubclass(message_type, ProtoMessage):
+                cache[message_type] = protobuf_codec(message_type)
+            else:
+                assert issubclass(message_type, BaseModel)
+                binary = schema.codec(message_type)
+                cache[message_type] = pydantic_codec(
+                    message_type, binary.full_name, binary.decode, binary.encode
+                )
+        return cache[message_type]
+
+    return codec_for

@@ -6,6 +6,7 @@ import collections.abc
 import enum
 import inspect
 import re
+import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ __all__ = [
     "MethodInfo",
     "ServiceInfo",
     "StreamType",
+    "describe_service",
     "http_option",
     "inspect_service",
     "rpc",
@@ -245,6 +247,30 @@ def inspect_service(
         TypeError: a public method lacks the annotations of an RPC, or a name is invalid.
     """
     cls = type(service)
+    return _read_service(
+        cls, lambda attribute: getattr(service, attribute), name, package, default_package
+    )
+
+
+def describe_service(
+    cls: type, *, name: str | None = None, package: str | None = None
+) -> ServiceInfo:
+    """Read a service class's methods as RPCs without an instance (for clients): the class
+    may be a protocol-only description, its methods without bodies. No handlers."""
+    info = _read_service(
+        cls, lambda attribute: types.MethodType(getattr(cls, attribute), cls), name, package, ""
+    )
+    info.handlers.clear()
+    return info
+
+
+def _read_service(
+    cls: type,
+    bound: Callable[[str], Callable[..., Any]],
+    name: str | None,
+    package: str | None,
+    default_package: str,
+) -> ServiceInfo:
     service_name = name or getattr(cls, "__connectpy_name__", None) or cls.__name__
     if package is None:
         package = getattr(cls, "__connectpy_package__", default_package)
@@ -257,11 +283,12 @@ def inspect_service(
     for attribute, _ in inspect.getmembers(cls, inspect.isfunction):
         if attribute.startswith("_"):
             continue
-        info = _inspect_method(full, attribute, getattr(service, attribute))
+        handler = bound(attribute)
+        info = _inspect_method(full, attribute, handler)
         if any(m.name == info.name for m in methods):
             raise TypeError(f"{full}: two methods map to the RPC name {info.name!r}")
         methods.append(info)
-        handlers[info.name] = getattr(service, attribute)
+        handlers[info.name] = handler
     if not methods:
         raise TypeError(f"{full}: no public methods to serve as RPCs")
     methods.sort(key=lambda m: _definition_order(cls, m.attribute))

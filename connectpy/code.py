@@ -53,6 +53,23 @@ class Code(enum.Enum):
         """The code for a gRPC number; anything outside 1..16 is ``UNKNOWN``."""
         return _BY_NUMBER.get(number, cls.UNKNOWN)
 
+    @classmethod
+    def from_http_status(cls, status: int) -> Code:
+        """The code a client reports for an HTTP error status without an RPC status: the
+        mapping the gRPC and Connect specs share (404 is ``unimplemented``, a busy or broken
+        gateway ``unavailable``)."""
+        return _BY_HTTP_STATUS.get(status, cls.UNKNOWN)
+
 
 _NUMBERS = {code: index for index, code in enumerate(Code, start=1)}
 _BY_NUMBER = {number: code for code, number in _NUMBERS.items()}
+_BY_HTTP_STATUS = {
+    400: Code.INTERNAL,
+    401: Code.UNAUTHENTICATED,
+    403: Code.PERMISSION_DENIED,
+    404: Code.UNIMPLEMENTED,
+    429: Code.UNAVAILABLE,
+    502: Code.UNAVAILABLE,
+    503: Code.UNAVAILABLE,
+    504: Code.UNAVAILABLE,
+}

@@ -6,12 +6,18 @@ Spec: https://connectrpc.com/docs/protocol/
 from __future__ import annotations
 
 import base64
-import json
-from typing import Any
 
 from .. import _compression
 from .._asgi import HttpRequest, read_body, send_plain
 from .._compression import IDENTITY
+from .._connect_wire import (
+    CONNECT_GET_CODECS,
+    CONNECT_STREAM_CODECS,
+    CONNECT_UNARY_CODECS,
+    connect_end_stream_json,
+    connect_error_json,
+    connect_http_status,
+)
 from .._deadline import parse_connect_timeout
 from .._envelope import FLAG_COMPRESSED, FLAG_END_STREAM, encode_envelope
 from .._service import IdempotencyLevel, MethodInfo, StreamType
@@ -30,61 +36,16 @@ __all__ = [
     "connect_http_status",
 ]
 
-_UNARY_CODECS = {"application/proto": "proto", "application/json": "json"}
-_STREAM_CODECS = {"application/connect+proto": "proto", "application/connect+json": "json"}
-_GET_CODECS = {"proto": "proto", "json": "json"}
+_UNARY_CODECS = CONNECT_UNARY_CODECS
+_STREAM_CODECS = CONNECT_STREAM_CODECS
+_GET_CODECS = CONNECT_GET_CODECS
 _UNARY_CONTENT_TYPES = {"proto": b"application/proto", "json": b"application/json"}
 
 # Below this size compressing costs more than it saves; the spec lets servers send identity.
 COMPRESS_MIN_BYTES = 1024
 
-_HTTP_STATUS = {
-    Code.CANCELED: 499,
-    Code.UNKNOWN: 500,
-    Code.INVALID_ARGUMENT: 400,
-    Code.DEADLINE_EXCEEDED: 504,
-    Code.NOT_FOUND: 404,
-    Code.ALREADY_EXISTS: 409,
-    Code.PERMISSION_DENIED: 403,
-    Code.RESOURCE_EXHAUSTED: 429,
-    Code.FAILED_PRECONDITION: 400,
-    Code.ABORTED: 409,
-    Code.OUT_OF_RANGE: 400,
-    Code.UNIMPLEMENTED: 501,
-    Code.INTERNAL: 500,
-    Code.UNAVAILABLE: 503,
-    Code.DATA_LOSS: 500,
-    Code.UNAUTHENTICATED: 401,
-}
-
-
-def connect_http_status(code: Code) -> int:
-    """The HTTP status a Connect unary error is sent with."""
-    return _HTTP_STATUS[code]
-
-
 _URLSAFE_TO_STANDARD = str.maketrans("-_", "+/")
 """GET messages are URL-safe base64; the standard alphabet is accepted too."""
-
-
-def _unpadded_b64(data: bytes) -> str:
-    return base64.b64encode(data).decode().rstrip("=")
-
-
-def _error_object(error: ConnectError) -> dict[str, Any]:
-    body: dict[str, Any] = {"code": error.code.value}
-    if error.message:
-        body["message"] = error.message
-    if error.details:
-        body["details"] = [
-            {"type": d.type_name, "value": _unpadded_b64(d.value)} for d in error.details
-        ]
-    return body
-
-
-def connect_error_json(error: ConnectError) -> bytes:
-    """The Connect error JSON body: ``{"code", "message"?, "details"?}``."""
-    return json.dumps(_error_object(error), separators=(",", ":")).encode()
 
 
 def _check_protocol_version(request: HttpRequest) -> None:
@@ -155,7 +116,10 @@ class _UnaryCall(SingleResponseCall):
             headers += [(k.encode(), v.encode()) for k, v in error.metadata]
             headers.append((b"content-type", b"application/json"))
             await send_plain(
-                self.request.send, _HTTP_STATUS[error.code], headers, connect_error_json(error)
+                self.request.send,
+                connect_http_status(error.code),
+                headers,
+                connect_error_json(error),
             )
             return
         headers.append((b"content-type", _UNARY_CONTENT_TYPES[self.codec]))
@@ -269,20 +233,14 @@ class _StreamCall(EnvelopedCall):
             await self._drain_before_status()
         if not self._started:
             await self._start_response()
-        end: dict[str, Any] = {}
         metadata: dict[str, list[str]] = {}
         for name, value in self.context.response_trailer_pairs():
             metadata.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
         if error is not None:
-            end["error"] = _error_object(error)
             for key, text in error.metadata:
                 metadata.setdefault(key, []).append(text)
-        if metadata:
-            end["metadata"] = metadata
-        if end:
-            frame = encode_envelope(
-                FLAG_END_STREAM, json.dumps(end, separators=(",", ":")).encode()
-            )
+        if error is not None or metadata:
+            frame = encode_envelope(FLAG_END_STREAM, connect_end_stream_json(error, metadata))
         else:
             frame = _END_OK
         # The messages still queued and the end of the stream, in one ASGI message.

@@ -458,6 +458,7 @@ DOCS = [
     "docs/types.md",
     "docs/errors.md",
     "docs/browsers.md",
+    "docs/client.md",
 ]
 
 
