@@ -19,7 +19,7 @@ import anyio.abc
 
 from .. import _compression
 from .._compression import COMPRESSIONS
-from .._message import MessageCodec, message_codecs
+from .._message import InvalidResponse, MessageCodec, message_codecs
 from .._service import IdempotencyLevel, MethodInfo, ServiceInfo, StreamType, describe_service
 from ..code import Code
 from ..errors import ConnectError
@@ -214,7 +214,7 @@ class Client(Generic[S]):
         def encode_request(message: Any) -> bytes:
             try:
                 data = encode(message)
-            except ConnectError as exc:  # the codec's words are the server's ("handler ...")
+            except InvalidResponse as exc:  # the codec's words are the server's ("handler ...")
                 raise ConnectError(
                     Code.INTERNAL,
                     f"{method.procedure}: cannot send {type(message).__name__} as "
