@@ -4,8 +4,8 @@ crashes Hypercorn's connection."""
 
 from __future__ import annotations
 
-import contextlib
 import base64
+import contextlib
 import gzip
 import socket
 import struct
