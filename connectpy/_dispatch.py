@@ -19,11 +19,13 @@ import anyio
 import anyio.to_thread
 
 from ._asgi import BodyPump, Disconnected, HttpRequest, Receive
+from ._client_gone import cancel_on_disconnect
 from ._message import MessageCodec
 from ._protocol.base import ServerCall
 from ._service import MethodInfo, StreamType
 from ._stream_writer import StreamWriter
 from ._thread_iter import ThreadFeed
+from ._thread_slots import run_sync_in_slot
 from .code import Code
 from .errors import ConnectError
 
@@ -46,6 +48,9 @@ async def run_call(endpoint: Endpoint, call: ServerCall, request: HttpRequest) -
     """Serve ``call`` with ``endpoint`` and always finish it with a status."""
     stream_type = endpoint.method.stream_type
     if stream_type is StreamType.UNARY:
+        # Nothing here watches for the client leaving: Hypercorn cancels the task (see
+        # _client_gone), which costs a call whose client stays nothing.
+        cancel_on_disconnect(request.scope)
         error = await _run_guarded(endpoint, call, _serve_unary)
         if error is not _GONE and not await _left_past_deadline(call, request):
             await _finish(call, error)
@@ -334,5 +339,5 @@ async def _invoke(endpoint: Endpoint, call: ServerCall, requests: Any) -> Any:
         # A sync handler cannot await its request stream: give it the collected messages.
         collected = [message async for message in requests]
         args = (iter(collected), *args[1:])
-    # abandon_on_cancel: a deadline or disconnect answers now; the thread finishes on its own.
-    return await anyio.to_thread.run_sync(handler, *args, abandon_on_cancel=True)
+    # A deadline or disconnect answers now; the thread finishes on its own, in its slot.
+    return await run_sync_in_slot(handler, *args)
