@@ -41,7 +41,13 @@ from typing import Any
 
 import anyio
 
-__all__ = ["CANCEL_ON_DISCONNECT", "apply", "cancel_on_disconnect"]
+__all__ = [
+    "CANCEL_ON_DISCONNECT",
+    "apply",
+    "cancel_on_disconnect",
+    "cut_by_shutdown",
+    "running_apps",
+]
 
 logger = logging.getLogger("connectpy")
 
@@ -56,22 +62,36 @@ _RUNNING = "_connectpy_running_apps"  # on a connection's task group: apps still
 
 def cancel_on_disconnect(scope: MutableMapping[str, Any]) -> None:
     """Have the server cancel this request's task if its client leaves before the response
-    is complete (at once if it has left already); nothing on a server without the extension."""
-    extensions = scope.get("extensions")
-    canceller = extensions.get(CANCEL_ON_DISCONNECT) if extensions else None
+    is complete (at once if it has left already), or when a shutdown's grace period is
+    about to end; nothing on a server without the extension."""
+    canceller = _canceller(scope)
     if canceller is not None:
         canceller.want()
 
 
-class _Canceller:
-    """Cancels one request's task once both the app wants it and the client has gone."""
+def cut_by_shutdown(scope: MutableMapping[str, Any]) -> bool:
+    """Whether the server cancelled this request because its shutdown grace period ends:
+    the app, cancelled, may still answer (in a shielded scope) that it is unavailable."""
+    canceller = _canceller(scope)
+    return canceller is not None and canceller.draining
 
-    __slots__ = ("_cancel", "_stream", "_wanted")
+
+def _canceller(scope: MutableMapping[str, Any]) -> _Canceller | None:
+    extensions = scope.get("extensions")
+    return extensions.get(CANCEL_ON_DISCONNECT) if extensions else None
+
+
+class _Canceller:
+    """Cancels one request's task once the app wants it and the client has gone, or the
+    server's shutdown grace period is ending."""
+
+    __slots__ = ("_cancel", "_stream", "_wanted", "draining")
 
     def __init__(self, stream: Any, cancel: Callable[[], object]) -> None:
         self._stream = stream
         self._cancel = cancel
         self._wanted = False
+        self.draining = False
 
     def want(self) -> None:
         self._wanted = True
@@ -82,6 +102,21 @@ class _Canceller:
         if self._wanted:
             self._cancel()
 
+    def drain(self) -> None:
+        if self._wanted:
+            self.draining = True
+            self._cancel()
+
+
+def running_apps(task_group: Any) -> set[_Canceller]:
+    """The requests whose app still runs on a connection (Hypercorn's per-connection task
+    group), whether or not their stream is still open."""
+    running: set[_Canceller] | None = getattr(task_group, _RUNNING, None)
+    if running is None:
+        running = set()
+        setattr(task_group, _RUNNING, running)
+    return running
+
 
 def _client_left(stream: Any) -> bool:
     """Whether Hypercorn's HTTPStream closed before its response was complete."""
@@ -90,14 +125,24 @@ def _client_left(stream: Any) -> bool:
     return bool(stream.closed) and stream.state is not ASGIHTTPState.CLOSED
 
 
-def _offer(stream: Any, scope: Any, cancel: Callable[[], object]) -> None:
-    """Offer the extension on this request (``stream`` is Hypercorn's HTTPStream)."""
+@contextmanager
+def _running(stream: Any, scope: Any, cancel: Callable[[], object]) -> Iterator[None]:
+    """Offer the extension on this request (``stream`` is Hypercorn's HTTPStream) and count
+    the app as running on its connection meanwhile."""
     extensions = scope.get("extensions") if isinstance(scope, dict) else None
-    if stream is None or extensions is None:
+    tasks = getattr(stream, "task_group", None)
+    if extensions is None or tasks is None:
+        yield
         return
     canceller = _Canceller(stream, cancel)
     setattr(stream, _CANCELLER, canceller)
     extensions[CANCEL_ON_DISCONNECT] = canceller
+    running = running_apps(tasks)
+    running.add(canceller)
+    try:
+        yield
+    finally:
+        running.discard(canceller)
 
 
 def apply() -> bool:
@@ -169,25 +214,10 @@ def _cancellable(original: Handle) -> Handle:
 
     async def handle(app: Any, config: Any, scope: Any, receive: Any, send: Any, *rest: Any) -> Any:
         stream = getattr(send, "__self__", None)  # send is the request's HTTPStream.app_send
-        with _counted(stream), anyio.CancelScope() as cancel_scope:
-            _offer(stream, scope, cancel_scope.cancel)
+        with anyio.CancelScope() as cancel_scope, _running(stream, scope, cancel_scope.cancel):
             await original(app, config, scope, receive, send, *rest)
 
     return handle
-
-
-@contextmanager
-def _counted(stream: Any) -> Iterator[None]:
-    """Count the app as running on its connection (its stream's task group) meanwhile."""
-    tasks = getattr(stream, "task_group", None)
-    if tasks is None:
-        yield
-        return
-    setattr(tasks, _RUNNING, getattr(tasks, _RUNNING, 0) + 1)
-    try:
-        yield
-    finally:
-        setattr(tasks, _RUNNING, getattr(tasks, _RUNNING, 1) - 1)
 
 
 def _cancel_when_closed(original: Callable[[Any, Any], Awaitable[None]]) -> Any:
@@ -213,7 +243,7 @@ def _refusing(original: Callable[[Any, list[Any]], Awaitable[None]]) -> Any:
 
     async def handle_events(self: Any, events: list[Any]) -> None:
         limit = self.config.h2_max_concurrent_streams
-        running = getattr(self.task_group, _RUNNING, 0)
+        running = len(running_apps(self.task_group))
         terminated = self.context.terminated.is_set()
         refused: set[int] = set()
         accepted: set[int] = set()  # in this batch: their tasks start only after it

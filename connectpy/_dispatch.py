@@ -19,7 +19,7 @@ import anyio
 import anyio.to_thread
 
 from ._asgi import BodyPump, Disconnected, HttpRequest, Receive
-from ._client_gone import cancel_on_disconnect
+from ._client_gone import cancel_on_disconnect, cut_by_shutdown
 from ._message import MessageCodec
 from ._protocol.base import ServerCall
 from ._service import MethodInfo, StreamType
@@ -51,7 +51,12 @@ async def run_call(endpoint: Endpoint, call: ServerCall, request: HttpRequest) -
         # Nothing here watches for the client leaving: Hypercorn cancels the task (see
         # _client_gone), which costs a call whose client stays nothing.
         cancel_on_disconnect(request.scope)
-        error = await _run_guarded(endpoint, call, _serve_unary)
+        try:
+            error = await _run_guarded(endpoint, call, _serve_unary)
+        except anyio.get_cancelled_exc_class():
+            if cut_by_shutdown(request.scope):
+                await _answer_unavailable(call)
+            raise
         if error is not _GONE and not await _left_past_deadline(call, request):
             await _finish(call, error)
         return
@@ -59,6 +64,15 @@ async def run_call(endpoint: Endpoint, call: ServerCall, request: HttpRequest) -
         await _run_server_stream(endpoint, call, request)
         return
     await _run_client_stream(endpoint, call, request)
+
+
+async def _answer_unavailable(call: ServerCall) -> None:
+    """Tell the client of a call the server's shutdown cut short that it may retry."""
+    with anyio.move_on_after(_UNAVAILABLE_SECONDS, shield=True):
+        await _finish(call, ConnectError(Code.UNAVAILABLE, "the server is shutting down"))
+
+
+_UNAVAILABLE_SECONDS = 0.5  # the shutdown leaves this long to send it (connectpy._graceful)
 
 
 async def _left_past_deadline(call: ServerCall, request: HttpRequest) -> bool:
