@@ -21,6 +21,8 @@ next to Hypercorn's own 400-700 µs a call, see docs/performance.md), no task:
   server shuts down, new streams are refused the same way (Hypercorn used ``NO_ERROR``), and
   the request data that came with a refused stream is dropped instead of reaching Hypercorn,
   which has no stream to give it to (it raised ``KeyError`` and lost the whole connection);
+- **reset streams are forgotten**: their send buffers and priority-tree nodes were kept
+  for the life of the connection (see :func:`_forget_stream`);
 - **closed connections let go of their socket**: once the client has closed its side,
   Hypercorn's idle timer is stopped, so the socket is closed as soon as the connection's
   calls are done, not when the timer (``keep_alive_timeout``) fires.
@@ -245,18 +247,21 @@ def _refusing(original: Callable[[Any, list[Any]], Awaitable[None]]) -> Any:
         limit = self.config.h2_max_concurrent_streams
         running = len(running_apps(self.task_group))
         terminated = self.context.terminated.is_set()
+        # Streams opened and reset in the same read (rapid reset) are never started at all.
+        reset = {e.stream_id for e in events if isinstance(e, h2.events.StreamReset)}
         refused: set[int] = set()
-        accepted: set[int] = set()  # in this batch: their tasks start only after it
+        accepted = 0  # in this batch: their tasks start only after it
         kept: list[Any] = []
         for event in events:
             if isinstance(event, h2.events.RequestReceived):
-                if terminated or running + len(accepted) >= limit:
+                if event.stream_id in reset:
+                    refused.add(event.stream_id)
+                    continue
+                if terminated or running + accepted >= limit:
                     _refuse(self.connection, event.stream_id, refused_code)
                     refused.add(event.stream_id)
                     continue
-                accepted.add(event.stream_id)
-            elif isinstance(event, h2.events.StreamReset):
-                accepted.discard(event.stream_id)  # cancelled before its task runs
+                accepted += 1
             if getattr(event, "stream_id", None) in refused:
                 if isinstance(event, h2.events.DataReceived):
                     # Hand the connection's flow-control window back, or it shrinks for good.
@@ -269,8 +274,28 @@ def _refusing(original: Callable[[Any, list[Any]], Awaitable[None]]) -> Any:
             # As Hypercorn does on shutdown: tell the client to open no more streams.
             self.connection.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 0})
         await original(self, kept)
+        for event in kept:
+            if isinstance(event, h2.events.StreamReset):
+                await _forget_stream(self, event.stream_id)
 
     return handle_events
+
+
+async def _forget_stream(protocol: Any, stream_id: int) -> None:
+    """Let Hypercorn's sender drop a stream the client reset.
+
+    Hypercorn keeps each stream's send buffer and priority-tree node until the stream's
+    response has ended, which a reset stream's never does: they piled up for the life of the
+    connection (memory), and past 1,000 the priority tree refused new streams
+    (``TooManyStreamsError``) and the connection died. Closing the buffer and waking the
+    sender takes the path Hypercorn itself takes for a stream that closed while it sent.
+    """
+    buffer = protocol.stream_buffers.get(stream_id)
+    if buffer is None:
+        return
+    await buffer.close()
+    protocol.priority.unblock(stream_id)
+    await protocol.has_data.set()
 
 
 def _refuse(connection: Any, stream_id: int, code: int) -> None:
