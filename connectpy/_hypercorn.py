@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from hypercorn.config import Config
 
-from . import _client_gone, _graceful, _h2_backpressure
+from . import _client_gone, _graceful, _h2_backpressure, _h2_memory
 
 __all__ = [
     "ShutdownOutcome",
@@ -27,6 +27,7 @@ __all__ = [
 _h2_backpressure.apply()
 _client_gone.apply()
 _graceful.apply()
+_h2_memory.apply()
 
 # Hypercorn closes a connection after 1000 requests (its HTTP/2 Rapid Reset mitigation) and,
 # on HTTP/2, silently drops every call still in flight when it does: a gRPC channel that
