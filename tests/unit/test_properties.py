@@ -103,16 +103,19 @@ APP.mount(Trees())
 GROW = APP._routes["/prop.v1.Trees/Grow"]
 CODEC = GROW.request_codec
 
-json_values = st.recursive(
+scalars = (
     st.none()
     | st.booleans()
     | st.integers(min_value=-(2**70), max_value=2**70)
     | st.floats(allow_nan=False)
-    | st.text(max_size=20),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=20,
+    | st.text(max_size=20)
+)
+json_values: st.SearchStrategy[Any] = st.deferred(
+    lambda: (
+        scalars
+        | st.lists(json_values, max_size=4)
+        | st.dictionaries(st.text(max_size=8), json_values, max_size=4)
+    )
 )
 FIELDS = [*Tree.model_fields, "byId", "unknownField", "@type"]
 
