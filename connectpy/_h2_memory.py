@@ -5,9 +5,11 @@ RST_STREAM), so that a frame arriving late for one of them is told apart: a stre
 for a reset stream, a connection error otherwise. It keeps up to 65,536 of them, about
 100 bytes each: a busy gRPC channel, which keeps one connection for hours, made the server
 grow by up to 6 MiB a connection (a 5-minute soak at 64 calls at once: 53 to 83 MiB).
-Here each connection Hypercorn serves keeps the last ``CLOSED_STREAMS_KEPT``: a frame can
-still arrive for a stream that closed that many streams ago (at 1,000 calls a second on one
-connection, 4 s later), which is far later than any client sends one.
+Here each connection Hypercorn serves keeps the last ``CLOSED_STREAMS_KEPT``. The table
+decides little: h2 answers DATA on a stream it no longer remembers with ``RST_STREAM`` (and
+gives the connection's window back), and ignores WINDOW_UPDATE and RST_STREAM for it; only
+a HEADERS frame on a stream we reset more than that many streams ago now closes the
+connection, where it would have been refused alone, and no client sends one that late.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 __all__ = ["CLOSED_STREAMS_KEPT", "apply"]
 
-CLOSED_STREAMS_KEPT = 4096
+CLOSED_STREAMS_KEPT = 256
 
 _MARK = "__connectpy_closed_streams__"
 

@@ -33,7 +33,7 @@ from connectpy._envelope import EnvelopeReader, encode_envelope
 from connectpy._protocol.connect import CONNECT_GET
 
 # No per-example deadline (loaded CI machines). `make test` runs 100 examples a property;
-# HYPOTHESIS_PROFILE=long runs 3,000 (minutes), to hunt after a parser changes.
+# HYPOTHESIS_PROFILE=long runs 3,000 (minutes: add --timeout 0), to hunt after a parser changes.
 for name, examples in (("connectpy", 100), ("long", 3000)):
     settings.register_profile(
         name, deadline=None, max_examples=examples, suppress_health_check=[HealthCheck.too_slow]
