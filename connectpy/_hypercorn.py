@@ -25,9 +25,11 @@ __all__ = [
 ]
 
 _h2_backpressure.apply()
-_client_gone.apply()
-_graceful.apply()
 _h2_memory.apply()
+_graceful.apply()
+# Last: it wraps H2Protocol._handle_events and must see each read's events together (to
+# count the streams a read opens, and to drop those it also resets).
+_client_gone.apply()
 
 # Hypercorn closes a connection after 1000 requests (its HTTP/2 Rapid Reset mitigation) and,
 # on HTTP/2, silently drops every call still in flight when it does: a gRPC channel that
