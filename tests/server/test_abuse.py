@@ -18,6 +18,7 @@ import struct
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from functools import partial
 
 import anyio
 import h2.config
@@ -316,11 +317,15 @@ def test_a_connection_outlives_any_number_of_reset_streams(server: RunningServer
     assert statuses == [b"200"], events
 
 
+def running_at_least(count: int) -> bool:
+    return tracker.running >= count
+
+
 def test_handlers_still_running_after_a_reset_count_against_the_connection(
     server: RunningServer,
 ) -> None:
     # Handlers that finish their work whatever happens: every reset stream's handler runs on.
-    shielded = json.dumps({"seconds": 1.5, "shielded": True}).encode()
+    shielded = json.dumps({"seconds": 3.0, "shielded": True}).encode()
     request = ("/abuse.v1.Slow/Nap", "application/json", shielded)
     client = H2Client(server)
     events: list[h2.events.Event] = []
@@ -331,7 +336,9 @@ def test_handlers_still_running_after_a_reset_count_against_the_connection(
             for stream_id in ids:
                 client.open(stream_id, *request)
             client.flush()
-            events += client.events(0.3)
+            expected = min(100, 60 * (round_ + 1))  # the rest is refused
+            assert wait_for(partial(running_at_least, expected)) is not None
+            events += client.events(0.05)
             for stream_id in ids:
                 with contextlib.suppress(h2.exceptions.StreamClosedError):  # refused already
                     client.conn.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
