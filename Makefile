@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Pinned dev and lint tools (README: "Bumping the dev tools").
 DEV_CONSTRAINTS := .ci/dev-constraints.txt
 
-.PHONY: demo test lint typecheck docs unit foreign foreign-prepare browser browser-prepare conformance conformance-prepare bench bench-micro bench-profile bench-tools clean
+.PHONY: demo test lint typecheck docs unit foreign foreign-prepare browser browser-prepare conformance conformance-prepare soak bench bench-micro bench-profile bench-tools clean
 
 $(STAMP): pyproject.toml $(DEV_CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -66,6 +66,14 @@ conformance-prepare: $(STAMP)
 
 conformance: $(STAMP)
 	$(PY) conformance/run.py
+
+# Mixed load on a real `connectpy serve` (tests/soak/soak.py), never part of `make test`:
+# fails on any error or RSS growth over 5 %. `make soak SOAK_MINUTES=2` for a short run.
+SOAK_MINUTES ?= 10
+SOAK_CONCURRENCY ?= 64
+
+soak: $(STAMP)
+	SOAK_MINUTES=$(SOAK_MINUTES) SOAK_CONCURRENCY=$(SOAK_CONCURRENCY) $(PY) tests/soak/soak.py
 
 # Benchmarks (docs/performance.md): a separate venv with the peers, never part of `make test`.
 BENCH_VENV := benchmarks/.venv

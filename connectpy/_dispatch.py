@@ -19,11 +19,13 @@ import anyio
 import anyio.to_thread
 
 from ._asgi import BodyPump, Disconnected, HttpRequest, Receive, open_body_grace
+from ._client_gone import cancel_on_disconnect, cut_by_shutdown
 from ._message import MessageCodec
 from ._protocol.base import ServerCall
 from ._service import MethodInfo, StreamType
 from ._stream_writer import StreamWriter
 from ._thread_iter import ThreadFeed
+from ._thread_slots import run_sync_in_slot
 from .code import Code
 from .errors import ConnectError
 
@@ -46,7 +48,15 @@ async def run_call(endpoint: Endpoint, call: ServerCall, request: HttpRequest) -
     """Serve ``call`` with ``endpoint`` and always finish it with a status."""
     stream_type = endpoint.method.stream_type
     if stream_type is StreamType.UNARY:
-        error = await _run_guarded(endpoint, call, _serve_unary)
+        # Nothing here watches for the client leaving: Hypercorn cancels the task (see
+        # _client_gone), which costs a call whose client stays nothing.
+        cancel_on_disconnect(request.scope)
+        try:
+            error = await _run_guarded(endpoint, call, _serve_unary)
+        except anyio.get_cancelled_exc_class():
+            if cut_by_shutdown(request.scope):
+                await _answer_unavailable(call)
+            raise
         if error is not _GONE and not await _left_past_deadline(call, request):
             await _finish(call, error)
         return
@@ -54,6 +64,15 @@ async def run_call(endpoint: Endpoint, call: ServerCall, request: HttpRequest) -
         await _run_server_stream(endpoint, call, request)
         return
     await _run_client_stream(endpoint, call, request)
+
+
+async def _answer_unavailable(call: ServerCall) -> None:
+    """Tell the client of a call the server's shutdown cut short that it may retry."""
+    with anyio.move_on_after(_UNAVAILABLE_SECONDS, shield=True):
+        await _finish(call, ConnectError(Code.UNAVAILABLE, "the server is shutting down"))
+
+
+_UNAVAILABLE_SECONDS = 0.5  # the shutdown leaves this long to send it (connectpy._graceful)
 
 
 async def _left_past_deadline(call: ServerCall, request: HttpRequest) -> bool:
@@ -332,5 +351,5 @@ async def _invoke(endpoint: Endpoint, call: ServerCall, requests: Any) -> Any:
         # A sync handler cannot await its request stream: give it the collected messages.
         collected = [message async for message in requests]
         args = (iter(collected), *args[1:])
-    # abandon_on_cancel: a deadline or disconnect answers now; the thread finishes on its own.
-    return await anyio.to_thread.run_sync(handler, *args, abandon_on_cancel=True)
+    # A deadline or disconnect answers now; the thread finishes on its own, in its slot.
+    return await run_sync_in_slot(handler, *args)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from hypercorn.config import Config
 
-from . import _h2_backpressure, _h2_late_data
+from . import _client_gone, _graceful, _h2_backpressure, _h2_late_data, _h2_memory
 
 __all__ = [
     "ShutdownOutcome",
@@ -26,6 +26,11 @@ __all__ = [
 
 _h2_backpressure.apply()
 _h2_late_data.apply()
+_h2_memory.apply()
+_graceful.apply()
+# Last: it wraps H2Protocol._handle_events and must see each read's events together (to
+# count the streams a read opens, and to drop those it also resets).
+_client_gone.apply()
 
 # Hypercorn closes a connection after 1000 requests (its HTTP/2 Rapid Reset mitigation) and,
 # on HTTP/2, silently drops every call still in flight when it does: a gRPC channel that

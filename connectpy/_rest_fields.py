@@ -319,6 +319,8 @@ class Transcoder:
             parsed = json.loads(body)
         except ValueError as exc:
             raise _invalid(f"the request body is not valid JSON: {exc}") from None
+        except RecursionError:  # nested deeper than the interpreter's stack allows
+            raise _invalid("the request body is nested too deeply") from None
         if self.body_field is not None:
             return {self.body_field.key: parsed}
         if not isinstance(parsed, dict):

@@ -323,6 +323,7 @@ async def test_an_empty_body_leaves_the_fields_unset(client: httpx.AsyncClient) 
     [
         (b"[1, 2]", JSON, "must be a JSON object"),
         (b"{nope", JSON, "not valid JSON"),
+        (b'{"title": ' + b"[" * 5000 + b"]" * 5000 + b"}", JSON, "nested too deeply"),
         (b'{"pages": "many"}', JSON, "invalid Book"),
         (b"id=1", {"content-type": "application/x-www-form-urlencoded"}, "application/json"),
     ],
