@@ -338,6 +338,7 @@ APP_NAMES = {
     "grpcio": f"grpcio {_version('grpcio')} aio server (reference)",
     "connectpy-opt": "connectpy + proposed patches (benchmarks/experiments.py)",
     "raw-chunked": "raw ASGI without content-length (chunked on HTTP/1.1)",
+    "raw-grpc-accept": "raw ASGI with one more gRPC response header (grpc-accept-encoding)",
     "connectpy-base": "connectpy at the baseline commit (--baseline)",
 }
 SERVER_NAMES = {

@@ -30,10 +30,11 @@ APPS: dict[str, str] = {
     "pydantic-rpc": "benchmarks.peers.pydantic_rpc_app:app()",
     "connectpy-opt": "benchmarks.experiments:optimised_app()",
     "raw-chunked": "benchmarks.experiments:raw_chunked_app",
+    "raw-grpc-accept": "benchmarks.experiments:raw_grpc_accept_app",
     "connectpy-base": "benchmarks.baseline:connectpy_app()",
 }
 """Where each ASGI app lives: ``module:attribute``, called when it ends in ``()``."""
-EXPERIMENTAL = frozenset({"connectpy-opt", "raw-chunked", "connectpy-base"})
+EXPERIMENTAL = frozenset({"connectpy-opt", "raw-chunked", "raw-grpc-accept", "connectpy-base"})
 """Apps measured only when asked for (``--app``): candidate optimisations, not rows."""
 
 SERVERS = ("hypercorn", "uvicorn", "granian")
