@@ -47,8 +47,11 @@ async def run_call(endpoint: Endpoint, call: ServerCall, request: HttpRequest) -
     stream_type = endpoint.method.stream_type
     if stream_type is StreamType.UNARY:
         error = await _run_guarded(endpoint, call, _serve_unary)
-        if error is not _GONE and not await _left_past_deadline(call, request):
-            await _finish(call, error)
+        if error is _GONE:
+            return
+        if call.context.deadline is not None and await _left_past_deadline(call, request):
+            return
+        await _finish(call, error)
         return
     if stream_type is StreamType.SERVER_STREAM:
         await _run_server_stream(endpoint, call, request)

@@ -43,6 +43,8 @@ class EnvelopedCall:
     """Their size in bytes."""
     _plain_frames = False
     """Response messages are framed as is: no compression, no base64 (set by subclasses)."""
+    _binary = True
+    """Frames travel as bytes both ways (gRPC-Web-text base64-encodes them)."""
 
     def _unwrap(self, flags: int, data: bytes) -> bytes:
         raise NotImplementedError
@@ -122,6 +124,24 @@ class EnvelopedCall:
             self._body_done = True
         return reader.feed(self._body_bytes(message.get("body", b"")))
 
+    def _lone_frame(self, message: MutableMapping[str, Any]) -> bytes | None:
+        """The request's message if ``message`` is the whole body and holds exactly one
+        frame, as a unary client sends it; else None, and the general path reads the body.
+
+        Read without an EnvelopeReader and its list: a unary call's framing is then one
+        struct unpack and one slice.
+        """
+        if not self._binary or message.get("more_body", False):
+            return None
+        body = message.get("body", b"")
+        if message["type"] != "http.request" or len(body) < 5:
+            return None
+        flags, length = ENVELOPE_HEADER.unpack_from(body)
+        if len(body) != 5 + length or length > self.read_max_bytes:
+            return None
+        self._body_done = True
+        return self._unwrap(flags, body[5:])
+
     def _end_of_body(self, reader: EnvelopeReader) -> None:
         self._body_end()
         if reader.pending:
@@ -136,14 +156,21 @@ class EnvelopedCall:
         self._end_of_body(reader)
 
     async def read_single(self) -> bytes:
-        reader = EnvelopeReader(self.read_max_bytes)
         receive = self.request.receive
+        message = await receive()
+        lone = self._lone_frame(message)
+        if lone is not None:
+            return lone
+        reader = EnvelopeReader(self.read_max_bytes)
         found: bytes | None = None
-        while not self._body_done:
-            for flags, data in self._frames(reader, await receive()):
+        while True:
+            for flags, data in self._frames(reader, message):
                 if found is not None:  # any rest of the body is drained before the status
                     raise not_one_message(self.context.method, more=True)
                 found = self._unwrap(flags, data)
+            if self._body_done:
+                break
+            message = await receive()
         self._end_of_body(reader)
         if found is None:
             raise not_one_message(self.context.method, more=False)

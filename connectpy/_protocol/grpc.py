@@ -51,6 +51,16 @@ _WEB_TEXT_CODECS = {
 
 _ACCEPT_ENCODING = SUPPORTED.replace(" ", "").encode()
 
+# The response headers of a call that adds none and compresses nothing (most calls), by
+# content type: built once instead of per call.
+_PLAIN_HEADERS = {
+    content_type: (
+        (b"content-type", content_type.encode()),
+        (b"grpc-accept-encoding", _ACCEPT_ENCODING),
+    )
+    for content_type in (*_GRPC_CODECS, *_WEB_CODECS, *_WEB_TEXT_CODECS)
+}
+
 _NO_TRAILERS_MESSAGE = (
     "gRPC needs HTTP/2 response trailers, which this server or connection cannot send "
     "(HTTP/1.1, or an ASGI server without the http.response.trailers extension such as "
@@ -78,8 +88,6 @@ class _GrpcCall(EnvelopedCall):
     """
 
     protocol = "grpc"
-    _binary = True
-    """Frames travel as bytes (gRPC-Web-text base64-encodes them)."""
 
     def __init__(
         self, request: HttpRequest, method: MethodInfo, read_max_bytes: int, codec: str
@@ -107,9 +115,10 @@ class _GrpcCall(EnvelopedCall):
         request = self.request
         self._check_transport()
         self.context.set_timeout(parse_grpc_timeout(request.header(b"grpc-timeout")))
-        self._request_compression = _compression.require(request.header(b"grpc-encoding"))
-        self._response_compression = grpc_negotiate_response(
-            request.header(b"grpc-accept-encoding"), self._request_compression
+        self._request_compression, self._response_compression = _compression.call_compressions(
+            request.header(b"grpc-encoding"),
+            request.header(b"grpc-accept-encoding"),
+            grpc_negotiate_response,
         )
         self._plain_frames = self._binary and self._response_compression is IDENTITY
 
@@ -133,7 +142,10 @@ class _GrpcCall(EnvelopedCall):
         return self._request_compression.decompress(data, self.read_max_bytes)
 
     def _response_headers(self) -> list[tuple[bytes, bytes]]:
-        headers = grpc_encode_metadata(self.context.response_header_pairs())
+        pairs = self.context.response_header_pairs()
+        if not pairs and self._response_compression is IDENTITY:
+            return list(_PLAIN_HEADERS[self.request.content_type])  # a list the server may keep
+        headers = grpc_encode_metadata(pairs)
         headers.append((b"content-type", self.request.content_type.encode()))
         if self._response_compression is not IDENTITY:
             headers.append((b"grpc-encoding", self._response_compression.name.encode()))
@@ -163,7 +175,8 @@ class _GrpcCall(EnvelopedCall):
     async def finish(self, error: ConnectError | None) -> None:
         # The body is unread only after an error. Read the rest before the status ends the
         # stream: see _drain_before_status.
-        await self._drain_before_status()
+        if not self._body_done:
+            await self._drain_before_status()
         trailers = grpc_status_trailers(error, self.context.response_trailer_pairs())
         body = self._take_for_status(error)
         if not self._started and not body and not self._can_send_trailers():
