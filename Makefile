@@ -61,13 +61,23 @@ $(BENCH_STAMP): pyproject.toml benchmarks/requirements.txt
 	$(BENCH_PY) -m pip install --quiet -e . -r benchmarks/requirements.txt
 	touch $(BENCH_STAMP)
 
+# connectrpc 0.13 and connect-python 0.9 install the same package: its rows get their own venv.
+BENCH13_VENV := benchmarks/.venv-connectrpc
+BENCH13_STAMP := $(BENCH13_VENV)/.installed
+
+$(BENCH13_STAMP): pyproject.toml benchmarks/requirements-connectrpc.txt
+	test -x $(BENCH13_VENV)/bin/python || $(PYTHON) -m venv $(BENCH13_VENV)
+	$(BENCH13_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH13_VENV)/bin/python -m pip install --quiet -e . -r benchmarks/requirements-connectrpc.txt
+	touch $(BENCH13_STAMP)
+
 bench-tools:
 	command -v h2load >/dev/null || (apt-get update && apt-get install -y nghttp2-client)
 	command -v taskset >/dev/null || (apt-get update && apt-get install -y util-linux)
 
 # Every row and case, 3 interleaved repetitions of 5 s a cell (about 20 minutes):
 # writes benchmarks/results/DATE.md. Narrow it with e.g. BENCH_ARGS="--server hypercorn".
-bench: $(BENCH_STAMP) bench-tools
+bench: $(BENCH_STAMP) $(BENCH13_STAMP) bench-tools
 	$(BENCH_PY) -m benchmarks.run $(BENCH_ARGS)
 
 bench-micro: $(BENCH_STAMP)
@@ -79,5 +89,5 @@ bench-profile: $(BENCH_STAMP) bench-tools
 	$(BENCH_PY) -m benchmarks.profile $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) build conformance/gen tests/foreign/node/node_modules \
+	rm -rf $(VENV) $(BENCH_VENV) $(BENCH13_VENV) build conformance/gen tests/foreign/node/node_modules \
 		tests/foreign/node/gen

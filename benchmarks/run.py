@@ -42,7 +42,7 @@ from .common import (
     list_books_proto,
 )
 from .h2load import H2loadResult, Load, run_h2load
-from .serve import APPS, COUNTS_PATH, EXPERIMENTAL, HOST, SERVERS
+from .serve import APPS, COUNTS_PATH, EXPERIMENTAL, HOST, OWN_VENV, SERVERS
 from .verify import Checked, CheckFailed, check_connect, check_grpc, check_stream
 
 __all__ = ["CASES", "Case", "Row", "main"]
@@ -159,6 +159,12 @@ class Server:
         return int(reply["responses"]), int(reply["failed"])
 
 
+def _python(app: str) -> str:
+    """The interpreter that serves ``app``: the bench venv's, or the peer's own venv's."""
+    venv = OWN_VENV.get(app)
+    return sys.executable if venv is None else str(REPO / "benchmarks" / venv / "bin" / "python")
+
+
 @contextlib.contextmanager
 def start_servers(
     rows: Sequence[Row], core: int, *, bare: bool = False
@@ -176,7 +182,7 @@ def start_servers(
             log = logs / f"{row.app}-{row.server}.log"
             out = log.open("wb")
             files.append(out)
-            command = ["taskset", "-c", str(core), sys.executable, "-m", "benchmarks.serve"]
+            command = ["taskset", "-c", str(core), _python(row.app), "-m", "benchmarks.serve"]
             process = subprocess.Popen(
                 [*command, row.app, row.server, str(port), *(["--bare"] if bare else [])],
                 cwd=REPO,
@@ -323,7 +329,17 @@ def measure(case: Case, server: Server, checked: Checked, args: argparse.Namespa
 # --- report ------------------------------------------------------------------------------
 
 
-def _version(dist: str) -> str:
+def _version(dist: str, venv: str | None = None) -> str:
+    """``dist``'s version in this venv, or in the peer venv ``venv`` (under benchmarks/)."""
+    if venv is not None:
+        found = sorted(
+            (REPO / "benchmarks" / venv).glob(f"lib/python*/site-packages/{dist}-*.dist-info")
+        )
+        return (
+            found[-1].name.removesuffix(".dist-info").rpartition("-")[2]
+            if found
+            else "not installed"
+        )
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
@@ -334,6 +350,12 @@ APP_NAMES = {
     "raw": "raw ASGI (floor)",
     "connectpy": "**connectpy**",
     "connectrpc": f"connectrpc (connect-python {_version('connect-python')})",
+    "connectrpc-0.13": (
+        f"connectrpc {_version('connectrpc', OWN_VENV['connectrpc-0.13'])} (protobuf-py)"
+    ),
+    "connectrpc-0.13-google": (
+        f"connectrpc {_version('connectrpc', OWN_VENV['connectrpc-0.13'])} (protobuf=google)"
+    ),
     "pydantic-rpc": f"pydantic-rpc {_version('pydantic-rpc')}",
     "grpcio": f"grpcio {_version('grpcio')} aio server (reference)",
     "connectpy-opt": "connectpy + proposed patches (benchmarks/experiments.py)",

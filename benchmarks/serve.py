@@ -1,7 +1,9 @@
 """Start one benchmark server: ``python -m benchmarks.serve APP SERVER PORT``.
 
-APP is ``raw``, ``connectpy``, ``connectrpc``, ``pydantic-rpc`` (ASGI apps), ``connectpy-opt``
-(connectpy with the patches of ``benchmarks.experiments``), ``connectpy-base`` (connectpy as
+APP is ``raw``, ``connectpy``, ``connectrpc`` (connect-python 0.9), ``connectrpc-0.13`` and
+``connectrpc-0.13-google`` (from their own venv, see ``OWN_VENV``), ``pydantic-rpc`` (ASGI
+apps), ``connectpy-opt`` (connectpy with the patches of ``benchmarks.experiments``),
+``connectpy-base`` (connectpy as
 committed at the ref ``benchmarks.run --baseline`` exported, see ``benchmarks.baseline``) or
 ``grpcio`` (its own server).
 SERVER is ``hypercorn``, ``uvicorn`` or ``granian``, each with one worker on uvloop and its
@@ -18,7 +20,16 @@ import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-__all__ = ["APPS", "COUNTS_PATH", "EXPERIMENTAL", "SERVERS", "StatusCounter", "load_app", "main"]
+__all__ = [
+    "APPS",
+    "COUNTS_PATH",
+    "EXPERIMENTAL",
+    "OWN_VENV",
+    "SERVERS",
+    "StatusCounter",
+    "load_app",
+    "main",
+]
 
 HOST = "127.0.0.1"
 COUNTS_PATH = "/__bench__/counts"
@@ -27,6 +38,8 @@ APPS: dict[str, str] = {
     "raw": "benchmarks.apps:raw_app",
     "connectpy": "benchmarks.apps:connectpy_app()",
     "connectrpc": "benchmarks.peers.connectrpc_app:app()",
+    "connectrpc-0.13": "benchmarks.peers.connectrpc13_app:app()",
+    "connectrpc-0.13-google": "benchmarks.peers.connectrpc13_app:google_app()",
     "pydantic-rpc": "benchmarks.peers.pydantic_rpc_app:app()",
     "connectpy-opt": "benchmarks.experiments:optimised_app()",
     "raw-chunked": "benchmarks.experiments:raw_chunked_app",
@@ -38,6 +51,10 @@ EXPERIMENTAL = frozenset({"connectpy-opt", "raw-chunked", "raw-grpc-accept", "co
 """Apps measured only when asked for (``--app``): candidate optimisations, not rows."""
 
 SERVERS = ("hypercorn", "uvicorn", "granian")
+
+OWN_VENV = {"connectrpc-0.13": ".venv-connectrpc", "connectrpc-0.13-google": ".venv-connectrpc"}
+"""Apps whose peer cannot share the bench venv: their servers run with this venv (under
+``benchmarks/``) instead."""
 
 _APP_ENV = "CONNECTPY_BENCH_APP"
 _BARE_ENV = "CONNECTPY_BENCH_BARE"
