@@ -105,15 +105,19 @@ class Row:
 
     @property
     def asgi(self) -> bool:
-        return self.app != "grpcio"
+        return self.app not in NON_ASGI
 
     def serves(self, case: Case) -> bool:
         return case.kind == "grpc" if self.app == "grpcio" else True
 
 
+NON_ASGI = ("grpcio", "connect-go")
+"""Rows that are their own server: grpcio's (the gRPC reference) and connect-go (the ceiling)."""
+
 ROWS: tuple[Row, ...] = (
     *(Row(app, server) for server in SERVERS for app in APPS),
     Row("grpcio", "grpcio"),
+    Row("connect-go", "go"),
 )
 
 
@@ -358,6 +362,7 @@ APP_NAMES = {
     ),
     "pydantic-rpc": f"pydantic-rpc {_version('pydantic-rpc')}",
     "grpcio": f"grpcio {_version('grpcio')} aio server (reference)",
+    "connect-go": f"connect-go {codegen.CONNECT_GO_VERSION} (ceiling: Go, not Python)",
     "connectpy-opt": "connectpy + proposed patches (benchmarks/experiments.py)",
     "raw-chunked": "raw ASGI without content-length (chunked on HTTP/1.1)",
     "raw-grpc-accept": "raw ASGI with one more gRPC response header (grpc-accept-encoding)",
@@ -368,6 +373,7 @@ SERVER_NAMES = {
     "uvicorn": f"uvicorn {_version('uvicorn')} (uvloop, httptools)",
     "granian": f"Granian {_version('granian')}",
     "grpcio": "grpcio",
+    "go": f"Go {codegen.go_version()} net/http",
 }
 
 
@@ -557,7 +563,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--server-core", type=int, default=0)
     parser.add_argument("--client-core", type=int, default=1)
     parser.add_argument("--case", action="append", choices=[c.key for c in CASES])
-    parser.add_argument("--app", action="append", choices=[*APPS, "grpcio"])
+    parser.add_argument("--app", action="append", choices=[*APPS, *NON_ASGI])
     parser.add_argument("--server", action="append", choices=list(SERVERS))
     parser.add_argument("--out", type=Path, help="the markdown file (default: results/DATE.md)")
     parser.add_argument(
@@ -604,14 +610,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     if args.baseline:
         os.environ[baseline.ENV] = str(baseline.export(args.baseline))  # servers inherit it
-        default = [*(a for a in APPS if a not in EXPERIMENTAL), "grpcio"]
+        default = [*(a for a in APPS if a not in EXPERIMENTAL), *NON_ASGI]
         args.app = [*(args.app or default), "connectpy-base"]
     cases = [c for c in CASES if not args.case or c.key in args.case]
     rows = [
         r
         for r in ROWS
         if (r.app in args.app or r.app == FLOOR if args.app else r.app not in EXPERIMENTAL)
-        and (not args.server or r.server in args.server or r.server == "grpcio")
+        and (not args.server or r.server in args.server or not r.asgi)
         and any(r.serves(c) for c in cases)
     ]
     codegen.generate()

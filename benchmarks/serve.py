@@ -5,7 +5,8 @@ APP is ``raw``, ``connectpy``, ``connectrpc`` (connect-python 0.9), ``connectrpc
 apps), ``connectpy-opt`` (connectpy with the patches of ``benchmarks.experiments``),
 ``connectpy-base`` (connectpy as
 committed at the ref ``benchmarks.run --baseline`` exported, see ``benchmarks.baseline``) or
-``grpcio`` (its own server).
+``grpcio`` (its own server), or ``connect-go`` (SERVER ``go``: the Go binary
+``benchmarks.codegen`` builds, run in this process's place).
 SERVER is ``hypercorn``, ``uvicorn`` or ``granian``, each with one worker on uvloop and its
 access log off. SIGTERM or SIGINT stops it. The harness pins the process (and so every thread
 and child it starts) to one core with ``taskset``.
@@ -200,13 +201,17 @@ def _granian(app_name: str, port: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.serve", description=__doc__)
-    parser.add_argument("app", choices=[*APPS, "grpcio"])
-    parser.add_argument("server", choices=[*SERVERS, "grpcio"])
+    parser.add_argument("app", choices=[*APPS, "grpcio", "connect-go"])
+    parser.add_argument("server", choices=[*SERVERS, "grpcio", "go"])
     parser.add_argument("port", type=int)
     parser.add_argument(
         "--bare", action="store_true", help="without the status counter (for profiling)"
     )
     args = parser.parse_args(argv)
+    if args.app == "connect-go":
+        from .codegen import CONNECT_GO_BINARY
+
+        os.execv(CONNECT_GO_BINARY, [str(CONNECT_GO_BINARY), str(args.port)])
     if args.app == "grpcio":
         from .peers import grpcio_server
 
