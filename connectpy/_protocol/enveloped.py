@@ -124,24 +124,6 @@ class EnvelopedCall:
             self._body_done = True
         return reader.feed(self._body_bytes(message.get("body", b"")))
 
-    def _lone_frame(self, message: MutableMapping[str, Any]) -> bytes | None:
-        """The request's message if ``message`` is the whole body and holds exactly one
-        frame, as a unary client sends it; else None, and the general path reads the body.
-
-        Read without an EnvelopeReader and its list: a unary call's framing is then one
-        struct unpack and one slice.
-        """
-        if not self._binary or message.get("more_body", False):
-            return None
-        body = message.get("body", b"")
-        if message["type"] != "http.request" or len(body) < 5:
-            return None
-        flags, length = ENVELOPE_HEADER.unpack_from(body)
-        if len(body) != 5 + length or length > self.read_max_bytes:
-            return None
-        self._body_done = True
-        return self._unwrap(flags, body[5:])
-
     def _end_of_body(self, reader: EnvelopeReader) -> None:
         self._body_end()
         if reader.pending:
@@ -159,10 +141,39 @@ class EnvelopedCall:
         receive = self.request.receive
         message = await receive()
         lone = self._lone_frame(message)
-        if lone is not None:
-            return lone
+        if lone is None:
+            return await self._read_single_from(message, None)
+        if not self._body_done:
+            # Hypercorn and Granian end every body with an empty message of their own.
+            message = await receive()
+            if message["type"] != "http.request" or message.get("body") or message.get("more_body"):
+                return await self._read_single_from(message, self._unwrap(*lone))
+            self._body_done = True
+        return self._unwrap(*lone)
+
+    def _lone_frame(self, message: MutableMapping[str, Any]) -> Envelope | None:
+        """The frame in ``message`` if it holds exactly one whole frame, as the first body
+        message of a unary call does; else None, and the general path reads the body.
+
+        Read without an EnvelopeReader and its list: a unary call's framing is then one
+        struct unpack and one slice.
+        """
+        body = message.get("body", b"")
+        if not self._binary or message["type"] != "http.request" or len(body) < 5:
+            return None
+        flags, length = ENVELOPE_HEADER.unpack_from(body)
+        if len(body) != 5 + length or length > self.read_max_bytes:
+            return None
+        if not message.get("more_body", False):
+            self._body_done = True
+        return flags, body[5:]
+
+    async def _read_single_from(
+        self, message: MutableMapping[str, Any], found: bytes | None
+    ) -> bytes:
+        """:meth:`read_single` from ``message`` on, ``found`` the message read before it."""
         reader = EnvelopeReader(self.read_max_bytes)
-        found: bytes | None = None
+        receive = self.request.receive
         while True:
             for flags, data in self._frames(reader, message):
                 if found is not None:  # any rest of the body is drained before the status

@@ -204,8 +204,21 @@ async def test_grpc_unary_needs_exactly_one_message(
         ([encode_envelope(0, b"\n\x02hi") + b"\x00\x00"], b"3"),  # then a cut-off frame
         ([encode_envelope(0, b"\n\x02hi")[:-1]], b"3"),  # the frame is cut off
         ([encode_envelope(0, b"\n\x02hi") + encode_envelope(0, b"")], b"12"),
+        # Hypercorn's way: the body, then an empty message that ends it.
+        ([encode_envelope(0, b"\n\x02hi"), b""], b"0"),
+        ([encode_envelope(0, b"\n\x02hi"), encode_envelope(0, b"")], b"12"),
+        ([encode_envelope(0, b"\n\x02hi"), b"\x00"], b"3"),
     ],
-    ids=["one-chunk", "split", "trailing-bytes", "truncated", "two-frames"],
+    ids=[
+        "one-chunk",
+        "split",
+        "trailing-bytes",
+        "truncated",
+        "two-frames",
+        "then-empty-end",
+        "then-another-frame",
+        "then-cut-off-frame",
+    ],
 )
 async def test_grpc_unary_reads_one_frame_however_it_arrives(
     app: ASGIApp, chunks: list[bytes], status: bytes
