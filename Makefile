@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Pinned dev and lint tools (README: "Bumping the dev tools").
 DEV_CONSTRAINTS := .ci/dev-constraints.txt
 
-.PHONY: demo test lint typecheck unit foreign foreign-prepare conformance conformance-prepare bench bench-micro bench-profile bench-tools clean
+.PHONY: demo test lint typecheck unit foreign foreign-prepare conformance conformance-pyvoy conformance-prepare bench bench-micro bench-profile bench-tools clean
 
 $(STAMP): pyproject.toml $(DEV_CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,13 @@ conformance-prepare: $(STAMP)
 
 conformance: $(STAMP)
 	$(PY) conformance/run.py
+
+# The same suite with connectpy on pyvoy (Envoy) instead of Hypercorn; not part of `make test`.
+# Two servers at a time: each starts Envoy and a Python inside it, which takes seconds on a busy
+# machine, and four at once overran the runner's wait for a server to answer.
+conformance-pyvoy: $(STAMP)
+	$(PY) -m pip install --quiet pyvoy -c $(DEV_CONSTRAINTS)
+	CONFORMANCE_ON=pyvoy $(PY) conformance/run.py --max-servers 2
 
 # Benchmarks (docs/performance.md): a separate venv with the peers, never part of `make test`.
 BENCH_VENV := benchmarks/.venv

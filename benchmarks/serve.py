@@ -7,9 +7,9 @@ apps), ``connectpy-opt`` (connectpy with the patches of ``benchmarks.experiments
 committed at the ref ``benchmarks.run --baseline`` exported, see ``benchmarks.baseline``) or
 ``grpcio`` (its own server), or ``connect-go`` (SERVER ``go``: the Go binary
 ``benchmarks.codegen`` builds, run in this process's place).
-SERVER is ``hypercorn``, ``uvicorn`` or ``granian``, each with one worker on uvloop and its
-access log off. SIGTERM or SIGINT stops it. The harness pins the process (and so every thread
-and child it starts) to one core with ``taskset``.
+SERVER is ``hypercorn``, ``uvicorn``, ``granian`` or ``pyvoy``, each with one worker on uvloop
+and its access log off. SIGTERM or SIGINT stops it. The harness pins the process (and so every
+thread and child it starts) to one core with ``taskset``.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ APPS: dict[str, str] = {
 EXPERIMENTAL = frozenset({"connectpy-opt", "raw-chunked", "raw-grpc-accept", "connectpy-base"})
 """Apps measured only when asked for (``--app``): candidate optimisations, not rows."""
 
-SERVERS = ("hypercorn", "uvicorn", "granian")
+SERVERS = ("hypercorn", "uvicorn", "granian", "pyvoy")
 
 OWN_VENV = {"connectrpc-0.13": ".venv-connectrpc", "connectrpc-0.13-google": ".venv-connectrpc"}
 """Apps whose peer cannot share the bench venv: their servers run with this venv (under
@@ -149,7 +149,8 @@ def counted_app(name: str) -> StatusCounter:
 
 
 def granian_target() -> Any:
-    """Granian's worker process imports its app by name: this factory reads which one."""
+    """Granian's worker process (and pyvoy's Envoy) imports its app by name: this factory
+    reads which one."""
     name = os.environ[_APP_ENV]
     return load_app(name) if os.environ.get(_BARE_ENV) else counted_app(name)
 
@@ -199,6 +200,30 @@ def _granian(app_name: str, port: int) -> None:
     ).serve()
 
 
+def _pyvoy(app_name: str, port: int) -> None:
+    """pyvoy: Envoy (a child process) with the app in an embedded Python, one worker thread."""
+    import asyncio
+
+    from pyvoy import PyvoyServer
+
+    os.environ[_APP_ENV] = app_name
+    server = PyvoyServer(
+        "benchmarks.pyvoy_app:app",
+        address=HOST,
+        port=port,
+        worker_threads=1,
+        log_level="error",
+        stdout=None,
+        stderr=None,
+    )
+
+    async def serve() -> None:
+        async with server:
+            await asyncio.Event().wait()  # until SIGTERM ends the process (and Envoy with it)
+
+    asyncio.run(serve())
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.serve", description=__doc__)
     parser.add_argument("app", choices=[*APPS, "grpcio", "connect-go"])
@@ -217,10 +242,10 @@ def main(argv: list[str] | None = None) -> None:
 
         grpcio_server.run(HOST, args.port)
         return
-    if args.server == "granian":
+    if args.server in ("granian", "pyvoy"):
         if args.bare:
             os.environ[_BARE_ENV] = "1"
-        _granian(args.app, args.port)
+        (_granian if args.server == "granian" else _pyvoy)(args.app, args.port)
         return
     runners: dict[str, Callable[[Any, int], None]] = {
         "hypercorn": _hypercorn,
