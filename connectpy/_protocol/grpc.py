@@ -10,10 +10,11 @@ Specs: https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md and ``PROT
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 
 from .. import _compression
 from .._asgi import HttpRequest, send_plain
-from .._compression import IDENTITY, SUPPORTED
+from .._compression import IDENTITY, SUPPORTED, Compression
 from .._deadline import parse_grpc_timeout
 from .._envelope import FLAG_COMPRESSED, encode_envelope
 from .._grpc_wire import (
@@ -51,13 +52,23 @@ _WEB_TEXT_CODECS = {
 
 _ACCEPT_ENCODING = SUPPORTED.replace(" ", "").encode()
 
-# The response headers of a call that adds none and compresses nothing (most calls), by
-# content type: built once instead of per call.
+
+def _response_headers(
+    pairs: Iterable[tuple[bytes, bytes]], content_type: str, compression: Compression
+) -> list[tuple[bytes, bytes]]:
+    """A call's response headers: the handler's, then gRPC's own."""
+    headers = grpc_encode_metadata(pairs)
+    headers.append((b"content-type", content_type.encode()))
+    if compression is not IDENTITY:
+        headers.append((b"grpc-encoding", compression.name.encode()))
+    headers.append((b"grpc-accept-encoding", _ACCEPT_ENCODING))
+    return headers
+
+
+# Those of a call that adds none and compresses nothing (most calls), by content type: built
+# once instead of per call.
 _PLAIN_HEADERS = {
-    content_type: (
-        (b"content-type", content_type.encode()),
-        (b"grpc-accept-encoding", _ACCEPT_ENCODING),
-    )
+    content_type: tuple(_response_headers((), content_type, IDENTITY))
     for content_type in (*_GRPC_CODECS, *_WEB_CODECS, *_WEB_TEXT_CODECS)
 }
 
@@ -143,14 +154,11 @@ class _GrpcCall(EnvelopedCall):
 
     def _response_headers(self) -> list[tuple[bytes, bytes]]:
         pairs = self.context.response_header_pairs()
-        if not pairs and self._response_compression is IDENTITY:
-            return list(_PLAIN_HEADERS[self.request.content_type])  # a list the server may keep
-        headers = grpc_encode_metadata(pairs)
-        headers.append((b"content-type", self.request.content_type.encode()))
-        if self._response_compression is not IDENTITY:
-            headers.append((b"grpc-encoding", self._response_compression.name.encode()))
-        headers.append((b"grpc-accept-encoding", _ACCEPT_ENCODING))
-        return headers
+        content_type, compression = self.request.content_type, self._response_compression
+        if not pairs and compression is IDENTITY:
+            # A new list each time: servers and middleware may change what they are given.
+            return list(_PLAIN_HEADERS[content_type])
+        return _response_headers(pairs, content_type, compression)
 
     async def _start_response(self) -> None:
         self._started = True
