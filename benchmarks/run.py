@@ -524,10 +524,10 @@ def targets(cells: dict[tuple[str, str], Cell]) -> list[str]:
         )
         if grpc == grpc:
             noise = connect <= 0  # at or below the floor: the server's noise, not a cost
-            ratio = " (within the noise)" if noise else f" ({_fmt(grpc / connect, 2)} x)"
+            times = " (within the noise)" if noise else f" ({_fmt(grpc / connect, 2)} x)"
             out.append(
                 f"| gRPC unary on {server}: ≤ 1.2 x Connect proto h2c's cost above the floor "
-                f"| {grpc:.1f} vs {connect:.1f} µs{ratio} "
+                f"| {grpc:.1f} vs {connect:.1f} µs{times} "
                 f"| {'n/a' if noise else verdict(check(grpc, 1.2 * connect, below=True))} |"
             )
         ours = get("grpc-h2c", "connectpy", server, "rps")
