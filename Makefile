@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Pinned dev and lint tools (README: "Bumping the dev tools").
 DEV_CONSTRAINTS := .ci/dev-constraints.txt
 
-.PHONY: demo test lint typecheck docs unit foreign foreign-prepare browser browser-prepare conformance conformance-prepare soak bench bench-micro bench-profile bench-tools clean
+.PHONY: demo test lint typecheck docs unit foreign foreign-prepare browser browser-prepare conformance conformance-pyvoy conformance-prepare soak bench bench-micro bench-profile bench-tools clean
 
 $(STAMP): pyproject.toml $(DEV_CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -75,6 +75,13 @@ SOAK_CONCURRENCY ?= 64
 soak: $(STAMP)
 	SOAK_MINUTES=$(SOAK_MINUTES) SOAK_CONCURRENCY=$(SOAK_CONCURRENCY) $(PY) tests/soak/soak.py
 
+# The same suite with connectpy on pyvoy (Envoy) instead of Hypercorn; not part of `make test`.
+# Two servers at a time: each starts Envoy and a Python inside it, which takes seconds on a busy
+# machine, and four at once overran the runner's wait for a server to answer.
+conformance-pyvoy: $(STAMP)
+	$(PY) -m pip install --quiet pyvoy -c $(DEV_CONSTRAINTS)
+	CONFORMANCE_ON=pyvoy $(PY) conformance/run.py --max-servers 2
+
 # Benchmarks (docs/performance.md): a separate venv with the peers, never part of `make test`.
 BENCH_VENV := benchmarks/.venv
 BENCH_PY := $(BENCH_VENV)/bin/python
@@ -87,13 +94,23 @@ $(BENCH_STAMP): pyproject.toml benchmarks/requirements.txt
 	$(BENCH_PY) -m pip install --quiet -e . -r benchmarks/requirements.txt
 	touch $(BENCH_STAMP)
 
+# connectrpc 0.13 and connect-python 0.9 install the same package: its rows get their own venv.
+BENCH13_VENV := benchmarks/.venv-connectrpc
+BENCH13_STAMP := $(BENCH13_VENV)/.installed
+
+$(BENCH13_STAMP): pyproject.toml benchmarks/requirements-connectrpc.txt
+	test -x $(BENCH13_VENV)/bin/python || $(PYTHON) -m venv $(BENCH13_VENV)
+	$(BENCH13_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH13_VENV)/bin/python -m pip install --quiet -e . -r benchmarks/requirements-connectrpc.txt
+	touch $(BENCH13_STAMP)
+
 bench-tools:
 	command -v h2load >/dev/null || (apt-get update && apt-get install -y nghttp2-client)
 	command -v taskset >/dev/null || (apt-get update && apt-get install -y util-linux)
 
 # Every row and case, 3 interleaved repetitions of 5 s a cell (about 20 minutes):
 # writes benchmarks/results/DATE.md. Narrow it with e.g. BENCH_ARGS="--server hypercorn".
-bench: $(BENCH_STAMP) bench-tools
+bench: $(BENCH_STAMP) $(BENCH13_STAMP) bench-tools
 	$(BENCH_PY) -m benchmarks.run $(BENCH_ARGS)
 
 bench-micro: $(BENCH_STAMP)
@@ -105,5 +122,5 @@ bench-profile: $(BENCH_STAMP) bench-tools
 	$(BENCH_PY) -m benchmarks.profile $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) build conformance/gen tests/foreign/node/node_modules \
+	rm -rf $(VENV) $(BENCH_VENV) $(BENCH13_VENV) build conformance/gen tests/foreign/node/node_modules \
 		tests/foreign/node/gen tests/browser/node/node_modules tests/browser/node/gen

@@ -23,10 +23,9 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
-from .apps import read_request
 from .common import BOOK, book_proto
 
-__all__ = ["PATCHES", "apply", "optimised_app", "raw_chunked_app"]
+__all__ = ["PATCHES", "apply", "optimised_app", "raw_chunked_app", "raw_grpc_accept_app"]
 
 PATCHES: dict[str, Callable[[], None]] = {}
 """Candidate changes by name, each applied to the running process by calling it."""
@@ -39,6 +38,8 @@ _CHUNKED = {
 
 async def raw_chunked_app(scope: Any, receive: Any, send: Any) -> None:
     """The unary floor without ``content-length``: what chunked HTTP/1.1 costs a server."""
+    from .apps import read_request  # not at import: ``--baseline`` needs connectpy unimported
+
     if scope["type"] != "http":
         return
     content_type = await read_request(scope, receive)
@@ -48,6 +49,26 @@ async def raw_chunked_app(scope: Any, receive: Any, send: Any) -> None:
     headers = [(b"content-type", content_type)]
     await send({"type": "http.response.start", "status": 200 if body else 415, "headers": headers})
     await send({"type": "http.response.body", "body": body or b""})
+
+
+_GRPC_ACCEPT = (b"grpc-accept-encoding", b"identity,gzip")
+
+
+async def raw_grpc_accept_app(scope: Any, receive: Any, send: Any) -> None:
+    """The floor, with one more gRPC response header (``grpc-accept-encoding``, which
+    connectpy sends and the floor does not): what a header costs the server."""
+    from .apps import raw_app  # not at import, as above
+
+    if scope["type"] != "http" or not scope["path"].endswith("GetBook"):
+        await raw_app(scope, receive, send)
+        return
+
+    async def send_more(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message["headers"], _GRPC_ACCEPT]
+        await send(message)
+
+    await raw_app(scope, receive, send_more)
 
 
 def apply(names: Sequence[str] | None = None) -> None:
@@ -63,8 +84,9 @@ def optimised_app() -> Any:
     return connectpy_app()
 
 
-CALL_NAMES = ("connect-json", "connect-proto", "grpc", "stream")
-"""The in-process calls: Connect unary (JSON, proto), gRPC unary, a server stream of 100."""
+CALL_NAMES = ("connect-json", "connect-proto", "connect-proto-h2c", "grpc", "stream")
+"""The in-process calls: Connect unary (JSON, proto; proto again with an HTTP/2 scope), gRPC
+unary, a server stream of 100."""
 
 
 def _measure(patches: Sequence[str], calls: int, rounds: int) -> dict[str, float]:
@@ -81,6 +103,7 @@ def _measure(patches: Sequence[str], calls: int, rounds: int) -> dict[str, float
     requests = {
         "connect-json": CALLS["connect-json"],
         "connect-proto": CALLS["connect-proto"],
+        "connect-proto-h2c": CALLS["connect-proto-h2c"],
         "grpc": CALLS["grpc"],
         "stream": next(call for name, call in CALLS.items() if name.startswith("stream")),
     }
@@ -98,7 +121,7 @@ def _measure(patches: Sequence[str], calls: int, rounds: int) -> dict[str, float
         return best * 1e6
 
     def unary() -> None:
-        for name in ("connect-json", "connect-proto", "grpc"):
+        for name in CALL_NAMES[:-1]:
             for label, target in (("floor", raw_app), ("connectpy", app)):
                 request = AsgiCall(*requests[name])
                 results[f"{label} {name}"] = best_of(partial(request.run, target), calls)

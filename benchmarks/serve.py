@@ -1,12 +1,15 @@
 """Start one benchmark server: ``python -m benchmarks.serve APP SERVER PORT``.
 
-APP is ``raw``, ``connectpy``, ``connectrpc``, ``pydantic-rpc`` (ASGI apps), ``connectpy-opt``
-(connectpy with the patches of ``benchmarks.experiments``), ``connectpy-base`` (connectpy as
+APP is ``raw``, ``connectpy``, ``connectrpc`` (connect-python 0.9), ``connectrpc-0.13`` and
+``connectrpc-0.13-google`` (from their own venv, see ``OWN_VENV``), ``pydantic-rpc`` (ASGI
+apps), ``connectpy-opt`` (connectpy with the patches of ``benchmarks.experiments``),
+``connectpy-base`` (connectpy as
 committed at the ref ``benchmarks.run --baseline`` exported, see ``benchmarks.baseline``) or
-``grpcio`` (its own server).
-SERVER is ``hypercorn``, ``uvicorn`` or ``granian``, each with one worker on uvloop and its
-access log off. SIGTERM or SIGINT stops it. The harness pins the process (and so every thread
-and child it starts) to one core with ``taskset``.
+``grpcio`` (its own server), or ``connect-go`` (SERVER ``go``: the Go binary
+``benchmarks.codegen`` builds, run in this process's place).
+SERVER is ``hypercorn``, ``uvicorn``, ``granian`` or ``pyvoy``, each with one worker on uvloop
+and its access log off. SIGTERM or SIGINT stops it. The harness pins the process (and so every
+thread and child it starts) to one core with ``taskset``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,16 @@ import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-__all__ = ["APPS", "COUNTS_PATH", "EXPERIMENTAL", "SERVERS", "StatusCounter", "load_app", "main"]
+__all__ = [
+    "APPS",
+    "COUNTS_PATH",
+    "EXPERIMENTAL",
+    "OWN_VENV",
+    "SERVERS",
+    "StatusCounter",
+    "load_app",
+    "main",
+]
 
 HOST = "127.0.0.1"
 COUNTS_PATH = "/__bench__/counts"
@@ -27,16 +39,23 @@ APPS: dict[str, str] = {
     "raw": "benchmarks.apps:raw_app",
     "connectpy": "benchmarks.apps:connectpy_app()",
     "connectrpc": "benchmarks.peers.connectrpc_app:app()",
+    "connectrpc-0.13": "benchmarks.peers.connectrpc13_app:app()",
+    "connectrpc-0.13-google": "benchmarks.peers.connectrpc13_app:google_app()",
     "pydantic-rpc": "benchmarks.peers.pydantic_rpc_app:app()",
     "connectpy-opt": "benchmarks.experiments:optimised_app()",
     "raw-chunked": "benchmarks.experiments:raw_chunked_app",
+    "raw-grpc-accept": "benchmarks.experiments:raw_grpc_accept_app",
     "connectpy-base": "benchmarks.baseline:connectpy_app()",
 }
 """Where each ASGI app lives: ``module:attribute``, called when it ends in ``()``."""
-EXPERIMENTAL = frozenset({"connectpy-opt", "raw-chunked", "connectpy-base"})
+EXPERIMENTAL = frozenset({"connectpy-opt", "raw-chunked", "raw-grpc-accept", "connectpy-base"})
 """Apps measured only when asked for (``--app``): candidate optimisations, not rows."""
 
-SERVERS = ("hypercorn", "uvicorn", "granian")
+SERVERS = ("hypercorn", "uvicorn", "granian", "pyvoy")
+
+OWN_VENV = {"connectrpc-0.13": ".venv-connectrpc", "connectrpc-0.13-google": ".venv-connectrpc"}
+"""Apps whose peer cannot share the bench venv: their servers run with this venv (under
+``benchmarks/``) instead."""
 
 _APP_ENV = "CONNECTPY_BENCH_APP"
 _BARE_ENV = "CONNECTPY_BENCH_BARE"
@@ -130,7 +149,8 @@ def counted_app(name: str) -> StatusCounter:
 
 
 def granian_target() -> Any:
-    """Granian's worker process imports its app by name: this factory reads which one."""
+    """Granian's worker process (and pyvoy's Envoy) imports its app by name: this factory
+    reads which one."""
     name = os.environ[_APP_ENV]
     return load_app(name) if os.environ.get(_BARE_ENV) else counted_app(name)
 
@@ -180,24 +200,52 @@ def _granian(app_name: str, port: int) -> None:
     ).serve()
 
 
+def _pyvoy(app_name: str, port: int) -> None:
+    """pyvoy: Envoy (a child process) with the app in an embedded Python, one worker thread."""
+    import asyncio
+
+    from pyvoy import PyvoyServer
+
+    os.environ[_APP_ENV] = app_name
+    server = PyvoyServer(
+        "benchmarks.pyvoy_app:app",
+        address=HOST,
+        port=port,
+        worker_threads=1,
+        log_level="error",
+        stdout=None,
+        stderr=None,
+    )
+
+    async def serve() -> None:
+        async with server:
+            await asyncio.Event().wait()  # until SIGTERM ends the process (and Envoy with it)
+
+    asyncio.run(serve())
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.serve", description=__doc__)
-    parser.add_argument("app", choices=[*APPS, "grpcio"])
-    parser.add_argument("server", choices=[*SERVERS, "grpcio"])
+    parser.add_argument("app", choices=[*APPS, "grpcio", "connect-go"])
+    parser.add_argument("server", choices=[*SERVERS, "grpcio", "go"])
     parser.add_argument("port", type=int)
     parser.add_argument(
         "--bare", action="store_true", help="without the status counter (for profiling)"
     )
     args = parser.parse_args(argv)
+    if args.app == "connect-go":
+        from .codegen import CONNECT_GO_BINARY
+
+        os.execv(CONNECT_GO_BINARY, [str(CONNECT_GO_BINARY), str(args.port)])
     if args.app == "grpcio":
         from .peers import grpcio_server
 
         grpcio_server.run(HOST, args.port)
         return
-    if args.server == "granian":
+    if args.server in ("granian", "pyvoy"):
         if args.bare:
             os.environ[_BARE_ENV] = "1"
-        _granian(args.app, args.port)
+        (_granian if args.server == "granian" else _pyvoy)(args.app, args.port)
         return
     runners: dict[str, Callable[[Any, int], None]] = {
         "hypercorn": _hypercorn,

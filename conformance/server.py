@@ -6,6 +6,7 @@ listening; write one size-delimited ``ServerCompatResponse`` (host, port, and th
 when TLS is used) to stdout; then serve until SIGTERM. Nothing may be written to stdout after the
 response (nobody reads it any more), so stdout is redirected to stderr.
 
+With ``CONFORMANCE_ON=pyvoy`` the app runs on pyvoy instead of Hypercorn (``server_pyvoy.py``).
 Set ``CONFORMANCE_LOG_CASES=1`` to log each request's start and end (test case, times) to
 stderr; send SIGUSR1 to print the requests in flight and the stacks of all asyncio tasks to
 stderr (``run.py`` does when a run overstays its deadline).
@@ -245,6 +246,11 @@ def exit_with_parent() -> None:
 def main() -> None:
     exit_with_parent()
     request = server_compat_pb2.ServerCompatRequest.FromString(read_delimited(sys.stdin.buffer))
+    if os.environ.get("CONFORMANCE_ON") == "pyvoy":  # make conformance-pyvoy
+        from conformance import server_pyvoy
+
+        anyio.run(server_pyvoy.serve, request, backend="asyncio")
+        return
     anyio.run(serve, request, backend="asyncio")
 
 

@@ -154,7 +154,8 @@ async def read_body(receive: Receive, max_bytes: int) -> bytes:
             raise ConnectError(
                 Code.RESOURCE_EXHAUSTED, f"request body is larger than the {max_bytes}-byte limit"
             )
-        chunks.append(body)
+        if body:  # Hypercorn and Granian end every body with an empty message
+            chunks.append(body)
         if not more:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 

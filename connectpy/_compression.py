@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from .code import Code
 from .errors import ConnectError
 
-__all__ = ["COMPRESSIONS", "IDENTITY", "Compression", "negotiate_response", "require"]
+__all__ = [
+    "COMPRESSIONS",
+    "IDENTITY",
+    "Compression",
+    "call_compressions",
+    "negotiate_response",
+    "require",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,14 +151,43 @@ def require(name: str | None) -> Compression:
     return found
 
 
+def call_compressions(
+    encoding: str | None,
+    accept: str | None,
+    negotiate: Callable[[str | None, Compression], Compression],
+) -> tuple[Compression, Compression]:
+    """The request's compression (from its ``encoding`` header) and the response's (from
+    ``accept``, as the protocol's ``negotiate`` picks it). A client that says nothing of
+    compression, as most do, gets identity both ways without any parsing."""
+    if encoding is None and accept is None:
+        return IDENTITY, IDENTITY
+    request = require(encoding)
+    return request, negotiate(accept, request)
+
+
 def negotiate_response(accept: str | None, request: Compression) -> Compression:
     """Pick the response compression: the first supported name in ``accept`` (in the
     client's order), else the request's own compression when nothing was said."""
     if accept is None:
         return request
+    picked = _PICKED.get(accept)
+    if picked is None:
+        picked = _first_supported(accept)
+        if len(_PICKED) < _PICKED_MAX:
+            _PICKED[accept] = picked
+    return picked
+
+
+def _first_supported(accept: str) -> Compression:
     for item in accept.split(","):
         name = item.split(";", 1)[0].strip().lower()
         found = COMPRESSIONS.get(name)
         if found is not None:
             return found
     return IDENTITY
+
+
+# Accept headers seen, to the compression each picks: a client sends the same one on every
+# call, and splitting it costs more than the rest of negotiating. Bounded, as clients choose.
+_PICKED: dict[str, Compression] = {}
+_PICKED_MAX = 64

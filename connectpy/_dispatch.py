@@ -57,8 +57,11 @@ async def run_call(endpoint: Endpoint, call: ServerCall, request: HttpRequest) -
             if cut_by_shutdown(request.scope):
                 await _answer_unavailable(call)
             raise
-        if error is not _GONE and not await _left_past_deadline(call, request):
-            await _finish(call, error)
+        if error is _GONE:
+            return
+        if call.context.deadline is not None and await _left_past_deadline(call, request):
+            return
+        await _finish(call, error)
         return
     if stream_type is StreamType.SERVER_STREAM:
         await _run_server_stream(endpoint, call, request)

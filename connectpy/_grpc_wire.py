@@ -122,14 +122,19 @@ def grpc_decode_status_details(data: bytes) -> tuple[int, str, list[ErrorDetail]
     return status.code, status.message, details
 
 
+_STATUS_OK = (b"grpc-status", b"0")
+
+
 def grpc_status_trailers(
     error: ConnectError | None, metadata: Iterable[tuple[bytes, bytes]] = ()
 ) -> Headers:
     """The trailers that end a call: custom ``metadata`` and, with an error, its metadata,
     then ``grpc-status``, ``grpc-message`` and ``grpc-status-details-bin``."""
+    if error is None and not metadata:
+        return [_STATUS_OK]  # most calls
     trailers = grpc_encode_metadata(metadata)
     if error is None:
-        trailers.append((b"grpc-status", b"0"))
+        trailers.append(_STATUS_OK)
         return trailers
     trailers += grpc_encode_metadata((k.encode(), v.encode()) for k, v in error.metadata)
     trailers.append((b"grpc-status", str(error.code.number).encode()))

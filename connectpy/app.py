@@ -34,6 +34,9 @@ _PROTOCOLS: tuple[ServerProtocol, ...] = (
     GRPC_WEB_TEXT,
 )
 
+# Content types of POSTs seen, to their protocol; bounded, as clients choose what they send.
+_POST_PROTOCOLS_MAX = 64
+
 
 class ASGIApp:
     """An ASGI app serving mounted services over Connect, gRPC and gRPC-Web on one port.
@@ -62,6 +65,7 @@ class ASGIApp:
         self.services: list[ServiceInfo] = []
         self._routes: dict[str, Endpoint] = {}
         self._protocols: Sequence[ServerProtocol] = _PROTOCOLS
+        self._post_protocols: dict[str, ServerProtocol | None] = {}
         self._rest = RestRouter()
         self.health = Health(lambda: [service.full_name for service in self.services])
         """Serving statuses for ``grpc.health.v1.Health`` (see :meth:`enable_health`)."""
@@ -121,11 +125,7 @@ class ASGIApp:
                 return
             send = self.cors.wrap_send(scope, send)
         request = HttpRequest(scope, receive, send)
-        protocol: ServerProtocol | None = None
-        for candidate in self._protocols:
-            if candidate.matches(request):
-                protocol = candidate
-                break
+        protocol = self._protocol_for(request)
         endpoint = self._routes.get(_route_path(scope))
         if endpoint is None:
             await self._not_a_procedure(request, protocol)
@@ -167,6 +167,27 @@ class ASGIApp:
             (b"accept-post", ", ".join(accepted).encode()),
         ]
         await send_plain(request.send, 415, headers, body.encode())
+
+    def _protocol_for(self, request: HttpRequest) -> ServerProtocol | None:
+        """The protocol whose requests look like this one, or None.
+
+        For a POST that depends on the content type alone (see ServerProtocol.matches), so
+        the answer is kept per content type: gRPC, fourth in line, would otherwise ask
+        four protocols on every call.
+        """
+        post = request.method == "POST"
+        if post:
+            known = self._post_protocols
+            if request.content_type in known:
+                return known[request.content_type]
+        protocol: ServerProtocol | None = None
+        for candidate in self._protocols:
+            if candidate.matches(request):
+                protocol = candidate
+                break
+        if post and len(self._post_protocols) < _POST_PROTOCOLS_MAX:
+            self._post_protocols[request.content_type] = protocol
+        return protocol
 
     async def _not_a_procedure(self, request: HttpRequest, protocol: ServerProtocol | None) -> None:
         """A REST route, or ``unimplemented`` in the request's protocol."""

@@ -68,16 +68,21 @@ class AsgiCall:
             # Hypercorn offers trailers on HTTP/2 only.
             "extensions": {"http.response.trailers": {}} if http2 else {},
         }
-        self._request: Message = {"type": "http.request", "body": body, "more_body": False}
-        self._received = False
+        # The body as servers deliver it: whole in one message (uvicorn, pyvoy), or, over
+        # HTTP/2 here (where gRPC runs: Hypercorn), followed by an empty message that ends it.
+        self._requests: list[Message] = [
+            {"type": "http.request", "body": body, "more_body": http2},
+            *([{"type": "http.request", "body": b"", "more_body": False}] if http2 else []),
+        ]
+        self._received = 0
         self.status = 0
         self.body = b""
         self.trailers: list[tuple[bytes, bytes]] = []
 
     async def receive(self) -> Message:
-        if not self._received:
-            self._received = True
-            return self._request
+        if self._received < len(self._requests):
+            self._received += 1
+            return self._requests[self._received - 1]
         # The body is read; a server's receive now waits until the client disconnects.
         await asyncio.get_running_loop().create_future()
         raise AssertionError("unreachable")
@@ -94,12 +99,12 @@ class AsgiCall:
 
     def run(self, app: Callable[..., Coroutine[Any, Any, Any]]) -> None:
         """The call, driven without a loop (call it from :func:`in_running_loop`)."""
-        self._received = False
+        self._received = 0
         drive(app(self.scope, self.receive, self.send))
 
     def run_on(
         self, loop: asyncio.AbstractEventLoop, app: Callable[..., Coroutine[Any, Any, Any]]
     ) -> None:
         """The call as a task on ``loop``: for apps that start tasks (streaming calls)."""
-        self._received = False
+        self._received = 0
         loop.run_until_complete(app(self.scope, self.receive, self.send))

@@ -39,6 +39,13 @@ CALLS: dict[str, tuple[str, list[tuple[bytes, bytes]], bytes, bool]] = {
         get_book_proto(),
         False,
     ),
+    # Over HTTP/2, as gRPC is: the pair the gRPC target compares.
+    "connect-proto-h2c": (
+        UNARY_PATH,
+        [(b"content-type", b"application/proto"), *_CONNECT],
+        get_book_proto(),
+        True,
+    ),
     "grpc": (
         UNARY_PATH,
         [(b"content-type", b"application/grpc"), (b"te", b"trailers")],

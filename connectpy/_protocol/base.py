@@ -100,7 +100,11 @@ class ServerProtocol(Protocol):
     """The request content types it reads, named in a 415 (none for Connect GET)."""
 
     def matches(self, request: HttpRequest) -> bool:
-        """Whether the HTTP method and content type belong to this protocol."""
+        """Whether the HTTP method and content type belong to this protocol.
+
+        For a POST the content type alone decides (the app keeps the answer per content
+        type); a GET may look at the query too.
+        """
         ...
 
     def refusal(self, request: HttpRequest, method: MethodInfo) -> int | None:

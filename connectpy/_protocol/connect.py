@@ -93,9 +93,10 @@ class _UnaryCall(SingleResponseCall):
         request = self.request
         _check_protocol_version(request)
         self.context.set_timeout(parse_connect_timeout(request.header(b"connect-timeout-ms")))
-        self._request_compression = _compression.require(request.header(b"content-encoding"))
-        self._response_compression = _compression.negotiate_response(
-            request.header(b"accept-encoding"), self._request_compression
+        self._request_compression, self._response_compression = _compression.call_compressions(
+            request.header(b"content-encoding"),
+            request.header(b"accept-encoding"),
+            _compression.negotiate_response,
         )
 
     async def read_single(self) -> bytes:
@@ -192,11 +193,10 @@ class _StreamCall(EnvelopedCall):
         request = self.request
         _check_protocol_version(request)
         self.context.set_timeout(parse_connect_timeout(request.header(b"connect-timeout-ms")))
-        self._request_compression = _compression.require(
-            request.header(b"connect-content-encoding")
-        )
-        self._response_compression = _compression.negotiate_response(
-            request.header(b"connect-accept-encoding"), self._request_compression
+        self._request_compression, self._response_compression = _compression.call_compressions(
+            request.header(b"connect-content-encoding"),
+            request.header(b"connect-accept-encoding"),
+            _compression.negotiate_response,
         )
         self._plain_frames = self._response_compression is IDENTITY
 

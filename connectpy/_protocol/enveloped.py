@@ -39,6 +39,8 @@ class EnvelopedCall:
     """Their size in bytes."""
     _plain_frames = False
     """Response messages are framed as is: no compression, no base64 (set by subclasses)."""
+    _binary = True
+    """Frames travel as bytes both ways (gRPC-Web-text base64-encodes them)."""
 
     def _unwrap(self, flags: int, data: bytes) -> bytes:
         raise NotImplementedError
@@ -132,14 +134,50 @@ class EnvelopedCall:
         self._end_of_body(reader)
 
     async def read_single(self) -> bytes:
+        receive = self.request.receive
+        message = await receive()
+        lone = self._lone_frame(message)
+        if lone is None:
+            return await self._read_single_from(message, None)
+        if not self._body_done:
+            # Hypercorn and Granian end every body with an empty message of their own.
+            message = await receive()
+            if message["type"] != "http.request" or message.get("body") or message.get("more_body"):
+                return await self._read_single_from(message, self._unwrap(*lone))
+            self._body_done = True
+        return self._unwrap(*lone)
+
+    def _lone_frame(self, message: MutableMapping[str, Any]) -> Envelope | None:
+        """The frame in ``message`` if it holds exactly one whole frame, as the first body
+        message of a unary call does; else None, and the general path reads the body.
+
+        Read without an EnvelopeReader and its list: a unary call's framing is then one
+        struct unpack and one slice.
+        """
+        body = message.get("body", b"")
+        if not self._binary or message["type"] != "http.request" or len(body) < 5:
+            return None
+        flags, length = ENVELOPE_HEADER.unpack_from(body)
+        if len(body) != 5 + length or length > self.read_max_bytes:
+            return None
+        if not message.get("more_body", False):
+            self._body_done = True
+        return flags, body[5:]
+
+    async def _read_single_from(
+        self, message: MutableMapping[str, Any], found: bytes | None
+    ) -> bytes:
+        """:meth:`read_single` from ``message`` on, ``found`` the message read before it."""
         reader = EnvelopeReader(self.read_max_bytes)
         receive = self.request.receive
-        found: bytes | None = None
-        while not self._body_done:
-            for flags, data in self._frames(reader, await receive()):
+        while True:
+            for flags, data in self._frames(reader, message):
                 if found is not None:  # any rest of the body is drained before the status
                     raise not_one_message(self.context.method, more=True)
                 found = self._unwrap(flags, data)
+            if self._body_done:
+                break
+            message = await receive()
         self._end_of_body(reader)
         if found is None:
             raise not_one_message(self.context.method, more=False)

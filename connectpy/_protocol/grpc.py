@@ -10,10 +10,11 @@ Specs: https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md and ``PROT
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 
 from .. import _compression
 from .._asgi import HttpRequest, send_plain
-from .._compression import IDENTITY, SUPPORTED
+from .._compression import IDENTITY, SUPPORTED, Compression
 from .._deadline import parse_grpc_timeout
 from .._envelope import FLAG_COMPRESSED, encode_envelope
 from .._grpc_wire import (
@@ -51,6 +52,26 @@ _WEB_TEXT_CODECS = {
 
 _ACCEPT_ENCODING = SUPPORTED.replace(" ", "").encode()
 
+
+def _response_headers(
+    pairs: Iterable[tuple[bytes, bytes]], content_type: str, compression: Compression
+) -> list[tuple[bytes, bytes]]:
+    """A call's response headers: the handler's, then gRPC's own."""
+    headers = grpc_encode_metadata(pairs)
+    headers.append((b"content-type", content_type.encode()))
+    if compression is not IDENTITY:
+        headers.append((b"grpc-encoding", compression.name.encode()))
+    headers.append((b"grpc-accept-encoding", _ACCEPT_ENCODING))
+    return headers
+
+
+# Those of a call that adds none and compresses nothing (most calls), by content type: built
+# once instead of per call.
+_PLAIN_HEADERS = {
+    content_type: tuple(_response_headers((), content_type, IDENTITY))
+    for content_type in (*_GRPC_CODECS, *_WEB_CODECS, *_WEB_TEXT_CODECS)
+}
+
 _NO_TRAILERS_MESSAGE = (
     "gRPC needs HTTP/2 response trailers, which this server or connection cannot send "
     "(HTTP/1.1, or an ASGI server without the http.response.trailers extension such as "
@@ -78,8 +99,6 @@ class _GrpcCall(EnvelopedCall):
     """
 
     protocol = "grpc"
-    _binary = True
-    """Frames travel as bytes (gRPC-Web-text base64-encodes them)."""
 
     def __init__(
         self, request: HttpRequest, method: MethodInfo, read_max_bytes: int, codec: str
@@ -107,9 +126,10 @@ class _GrpcCall(EnvelopedCall):
         request = self.request
         self._check_transport()
         self.context.set_timeout(parse_grpc_timeout(request.header(b"grpc-timeout")))
-        self._request_compression = _compression.require(request.header(b"grpc-encoding"))
-        self._response_compression = grpc_negotiate_response(
-            request.header(b"grpc-accept-encoding"), self._request_compression
+        self._request_compression, self._response_compression = _compression.call_compressions(
+            request.header(b"grpc-encoding"),
+            request.header(b"grpc-accept-encoding"),
+            grpc_negotiate_response,
         )
         self._plain_frames = self._binary and self._response_compression is IDENTITY
 
@@ -133,12 +153,12 @@ class _GrpcCall(EnvelopedCall):
         return self._request_compression.decompress(data, self.read_max_bytes)
 
     def _response_headers(self) -> list[tuple[bytes, bytes]]:
-        headers = grpc_encode_metadata(self.context.response_header_pairs())
-        headers.append((b"content-type", self.request.content_type.encode()))
-        if self._response_compression is not IDENTITY:
-            headers.append((b"grpc-encoding", self._response_compression.name.encode()))
-        headers.append((b"grpc-accept-encoding", _ACCEPT_ENCODING))
-        return headers
+        pairs = self.context.response_header_pairs()
+        content_type, compression = self.request.content_type, self._response_compression
+        if not pairs and compression is IDENTITY:
+            # A new list each time: servers and middleware may change what they are given.
+            return list(_PLAIN_HEADERS[content_type])
+        return _response_headers(pairs, content_type, compression)
 
     async def _start_response(self) -> None:
         self._started = True
@@ -163,7 +183,8 @@ class _GrpcCall(EnvelopedCall):
     async def finish(self, error: ConnectError | None) -> None:
         # The body is unread only after an error. Read the rest before the status ends the
         # stream: see _drain_before_status.
-        await self._drain_before_status()
+        if not self._body_done:
+            await self._drain_before_status()
         trailers = grpc_status_trailers(error, self.context.response_trailer_pairs())
         body = self._take_for_status(error)
         if not self._started and not body and not self._can_send_trailers():

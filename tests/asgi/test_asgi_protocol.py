@@ -122,6 +122,24 @@ async def test_wrong_content_type_is_415(app: ASGIApp, content_type: str) -> Non
         await assert_still_serving(client)
 
 
+async def test_many_content_types_are_remembered_within_a_bound() -> None:
+    # The app remembers each POST content type's protocol; clients pick content types, so it
+    # must not remember them all, and one it no longer remembers is still routed right.
+    app = ASGIApp(read_max_bytes=LIMIT)
+    app.mount(Service())
+    async with client_for(app) as client:
+        for number in range(100):
+            headers = {"content-type": f"application/x-{number}"}
+            response = await client.post("/Service/Echo", headers=headers, content=b"{}")
+            assert response.status_code == 415
+        assert len(app._post_protocols) <= 64
+        await assert_still_serving(client)  # application/json: past the bound by now
+        response = await client.post(
+            "/Service/Echo", headers={"content-type": "application/x-1"}, content=b"{}"
+        )
+        assert response.status_code == 415
+
+
 async def test_missing_content_type_is_415(app: ASGIApp) -> None:
     async with client_for(app) as client:
         response = await client.post("/Service/Echo", content=b'{"text": "x"}')

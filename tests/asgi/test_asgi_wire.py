@@ -196,6 +196,41 @@ async def test_grpc_unary_needs_exactly_one_message(
     assert detail.encode() in trailers[b"grpc-message"].replace(b"%20", b" ")
 
 
+@pytest.mark.parametrize(
+    ("chunks", "status"),
+    [
+        ([encode_envelope(0, b"\n\x02hi")], b"0"),
+        ([b"\x00", b"\x00\x00\x00", b"\x04\n\x02", b"hi"], b"0"),
+        ([encode_envelope(0, b"\n\x02hi") + b"\x00\x00"], b"3"),  # then a cut-off frame
+        ([encode_envelope(0, b"\n\x02hi")[:-1]], b"3"),  # the frame is cut off
+        ([encode_envelope(0, b"\n\x02hi") + encode_envelope(0, b"")], b"12"),
+        # Hypercorn's way: the body, then an empty message that ends it.
+        ([encode_envelope(0, b"\n\x02hi"), b""], b"0"),
+        ([encode_envelope(0, b"\n\x02hi"), encode_envelope(0, b"")], b"12"),
+        ([encode_envelope(0, b"\n\x02hi"), b"\x00"], b"3"),
+    ],
+    ids=[
+        "one-chunk",
+        "split",
+        "trailing-bytes",
+        "truncated",
+        "two-frames",
+        "then-empty-end",
+        "then-another-frame",
+        "then-cut-off-frame",
+    ],
+)
+async def test_grpc_unary_reads_one_frame_however_it_arrives(
+    app: ASGIApp, chunks: list[bytes], status: bytes
+) -> None:
+    sent, pending = await call(app, "Say", GRPC, chunks, http2=True)
+    assert not pending
+    trailers = dict(sent[-1]["headers"])
+    assert trailers[b"grpc-status"] == status, trailers
+    if status == b"0":
+        assert sent[1]["body"] == encode_envelope(0, b"\n\x02HI")
+
+
 async def test_server_stream_reads_the_request_then_streams(app: ASGIApp) -> None:
     body = frame({"text": "ab"})
     sent, pending = await call(app, "Repeat", STREAM_JSON, [body[:3], body[3:]])

@@ -14,13 +14,16 @@ import brotli
 import pytest
 import zstandard
 
+from connectpy import _compression
 from connectpy._compression import (
     COMPRESSIONS,
     IDENTITY,
     Compression,
+    call_compressions,
     negotiate_response,
     require,
 )
+from connectpy._grpc_wire import grpc_negotiate_response
 from connectpy.code import Code
 from connectpy.errors import ConnectError
 
@@ -273,3 +276,41 @@ def test_negotiate_response(
     accept: str | None, request_compression: Compression, expected: Compression
 ) -> None:
     assert negotiate_response(accept, request_compression) is expected
+
+
+def test_negotiate_response_keeps_a_bounded_memory_of_headers() -> None:
+    # Each header's pick is remembered; clients choose the headers, so not without bound.
+    for number in range(3 * _compression._PICKED_MAX):
+        assert negotiate_response(f"x-{number}, br", GZIP) is BR
+        assert negotiate_response(f"x-{number}", GZIP) is IDENTITY
+    assert len(_compression._PICKED) <= _compression._PICKED_MAX
+
+
+# --- call_compressions --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("encoding", "accept", "expected"),
+    [
+        (None, None, (IDENTITY, IDENTITY)),
+        ("gzip", None, (GZIP, GZIP)),
+        (None, "br", (IDENTITY, BR)),
+        ("gzip", "zstd", (GZIP, ZSTD)),
+        ("identity", "deflate", (IDENTITY, IDENTITY)),
+    ],
+)
+def test_call_compressions_connect(
+    encoding: str | None, accept: str | None, expected: tuple[Compression, Compression]
+) -> None:
+    assert call_compressions(encoding, accept, negotiate_response) == expected
+
+
+def test_call_compressions_grpc_answers_in_the_request_compression() -> None:
+    assert call_compressions("gzip", "br", grpc_negotiate_response) == (GZIP, GZIP)
+    assert call_compressions(None, "br", grpc_negotiate_response) == (IDENTITY, BR)
+
+
+def test_call_compressions_unknown_encoding_is_unimplemented() -> None:
+    with pytest.raises(ConnectError) as info:
+        call_compressions("snappy", None, negotiate_response)
+    assert info.value.code is Code.UNIMPLEMENTED
