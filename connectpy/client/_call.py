@@ -52,6 +52,22 @@ class _Deadline:
         return None  # pragma: no cover - move_on_at returned without result
 
 
+async def _yield_to_an_expired_scope() -> None:
+    """Let the caller's cancel scope end the call when its deadline was the call's.
+
+    A call's deadline is taken from the caller's ``move_on_after``/``fail_after`` (deadline
+    propagation), so our timer, the server's and the scope's all pass together. The scope's
+    cancellation, due at the next checkpoints, is what the caller asked for; a
+    ``deadline_exceeded`` raised first would escape a ``move_on_after`` as an error.
+    """
+    if anyio.current_effective_deadline() <= anyio.current_time():
+        with anyio.move_on_after(_EXPIRED_SCOPE_GRACE_SECONDS):
+            await anyio.sleep_forever()  # cancelled by the caller's scope, now due
+
+
+_EXPIRED_SCOPE_GRACE_SECONDS = 1.0  # a shielded caller never cancels: give up then
+
+
 def _canceled() -> ConnectError:
     return ConnectError(Code.CANCELED, "the call was canceled")
 
@@ -146,9 +162,11 @@ class ResponseStream:
                 if self._sender is not None:
                     self._sender.raise_failure()
                 raise transport_error(exc, self._closed()) from None
-        except ConnectError:
+        except ConnectError as exc:
             self._record(error=True)
             self.abandon()
+            if exc.code is Code.DEADLINE_EXCEEDED:
+                await _yield_to_an_expired_scope()
             raise
         except BaseException:
             self.abandon()

@@ -3,6 +3,7 @@ protocol and stream type, full duplex included."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -84,3 +85,16 @@ async def test_a_request_of_the_wrong_type_is_not_sent(echo_client: Client[Echo]
             await echo.echo("not an item")  # type: ignore[arg-type]
     assert caught.value.code is Code.INTERNAL
     assert caught.value.message.endswith("cannot send str as Item")
+
+
+async def test_a_cancel_scope_whose_deadline_the_call_took_ends_it(
+    echo_client: Client[Echo],
+) -> None:
+    # The call's deadline is the scope's (propagated): when both pass together, the caller
+    # gets the scope's cancellation it asked for, not a deadline_exceeded escaping the scope.
+    request = Item(value=1000, text=f"slow-{uuid.uuid4().hex}")
+    async with echo_client as echo:
+        with anyio.move_on_after(0.2) as scope:
+            async for _ in echo.count(request):
+                time.sleep(0.3)  # blocks the loop: the two deadlines pass in one moment
+        assert scope.cancelled_caught
