@@ -96,5 +96,5 @@ async def test_a_cancel_scope_whose_deadline_the_call_took_ends_it(
     async with echo_client as echo:
         with anyio.move_on_after(0.2) as scope:
             async for _ in echo.count(request):
-                time.sleep(0.3)  # blocks the loop: the two deadlines pass in one moment
+                time.sleep(0.3)  # noqa: ASYNC251 - blocks the loop: both deadlines pass at once
         assert scope.cancelled_caught
