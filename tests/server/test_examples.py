@@ -459,6 +459,7 @@ DOCS = [
     "docs/errors.md",
     "docs/browsers.md",
     "docs/client.md",
+    "docs/interceptors.md",
 ]
 
 
