@@ -460,6 +460,7 @@ DOCS = [
     "docs/browsers.md",
     "docs/client.md",
     "docs/interceptors.md",
+    "docs/lifespan.md",
 ]
 
 
