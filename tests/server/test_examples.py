@@ -461,6 +461,7 @@ DOCS = [
     "docs/client.md",
     "docs/interceptors.md",
     "docs/lifespan.md",
+    "docs/observability.md",
 ]
 
 
