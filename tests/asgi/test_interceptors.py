@@ -14,7 +14,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from connectpy import ASGIApp, Code, ConnectError, Context, Message, StreamType
+from connectpy import ASGIApp, Code, ConnectError, Context, Message, StreamType, http_option
 from connectpy._envelope import EnvelopeReader, encode_envelope
 from connectpy.interceptors import Observer
 
@@ -84,13 +84,15 @@ GRPC_WEB = [(b"content-type", b"application/grpc-web+json")]
 TOKEN = (b"authorization", b"Bearer s3cret")
 
 
-def scope(path: str, headers: list[tuple[bytes, bytes]], http2: bool) -> dict[str, Any]:
+def scope(
+    path: str, headers: list[tuple[bytes, bytes]], http2: bool, method: str = "POST"
+) -> dict[str, Any]:
     return {
         "type": "http",
         "http_version": "2" if http2 else "1.1",
-        "method": "POST",
+        "method": method,
         "scheme": "http",
-        "path": f"/test.v1.EchoService/{path}",
+        "path": path if path.startswith("/") else f"/test.v1.EchoService/{path}",
         "query_string": b"",
         "root_path": "",
         "headers": headers,
@@ -100,8 +102,14 @@ def scope(path: str, headers: list[tuple[bytes, bytes]], http2: bool) -> dict[st
 
 
 async def call(
-    app: ASGIApp, path: str, headers: list[tuple[bytes, bytes]], body: bytes, http2: bool = False
+    app: ASGIApp,
+    path: str,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes,
+    http2: bool = False,
+    method: str = "POST",
 ) -> Sent:
+    """One request to ``path`` (an EchoService method's name, or a whole path)."""
     delivered = [{"type": "http.request", "body": body, "more_body": False}]
     sent: Sent = []
 
@@ -115,7 +123,7 @@ async def call(
         sent.append(dict(message))
 
     with anyio.fail_after(5):
-        await app(scope(path, headers, http2), receive, send)
+        await app(scope(path, headers, http2, method), receive, send)
     return sent
 
 
@@ -498,3 +506,36 @@ async def test_a_cancelled_call_still_runs_the_interceptors_cleanup() -> None:
     with anyio.move_on_after(0.2):
         await call(app, "Slow", CONNECT_JSON, b'{"text":"x"}')
     assert cleaned == ["sync", "async"]
+
+
+# --- per service, and REST routes ------------------------------------------------------------
+
+
+class OpenService:
+    async def hello(self, request: Echo) -> Echo:
+        return request
+
+
+class RestService:
+    @http_option(method="GET", path="/v1/echo/{text}")
+    async def get_echo(self, request: Echo, context: Context) -> Echo:
+        return Echo(text=f"{request.text} for {context.state['user']}")
+
+
+async def test_a_mounts_interceptors_wrap_that_service_only() -> None:
+    app = ASGIApp(package="test.v1")
+    app.mount(EchoService(), interceptors=[require_token])
+    app.mount(OpenService())
+    guarded = await call(app, "Say", CONNECT_JSON, b'{"text":"x"}')
+    assert guarded[0]["status"] == 401
+    unguarded = await call(app, "/test.v1.OpenService/Hello", CONNECT_JSON, b'{"text":"x"}')
+    assert unguarded[0]["status"] == 200
+
+
+async def test_rest_routes_run_through_the_interceptors() -> None:
+    app = ASGIApp(package="test.v1", interceptors=[require_token])
+    app.mount(RestService())
+    refused = await call(app, "/v1/echo/hi", [], b"", method="GET")
+    allowed = await call(app, "/v1/echo/hi", [TOKEN], b"", method="GET")
+    assert refused[0]["status"] == 401
+    assert json.loads(body_of(allowed)) == {"text": "hi for alice"}
