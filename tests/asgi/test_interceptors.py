@@ -539,3 +539,19 @@ async def test_rest_routes_run_through_the_interceptors() -> None:
     allowed = await call(app, "/v1/echo/hi", [TOKEN], b"", method="GET")
     assert refused[0]["status"] == 401
     assert json.loads(body_of(allowed)) == {"text": "hi for alice"}
+
+
+async def test_a_request_with_invalid_protocol_headers_never_reaches_them() -> None:
+    ran: list[str] = []
+
+    def record(context: Context) -> Iterator[None]:
+        ran.append(context.method.name)
+        yield
+
+    app = make_app(record, require_token)
+    bad_timeout = [*CONNECT_JSON, (b"connect-timeout-ms", b"soon")]
+    sent = await call(app, "Say", bad_timeout, b'{"text":"x"}')
+    assert json.loads(body_of(sent))["code"] == "invalid_argument"  # not unauthenticated
+    assert ran == []
+    await call(app, "Say", CONNECT_JSON, b'{"text":"x"}')
+    assert ran == ["Say"]
