@@ -17,7 +17,7 @@ try:
     from opentelemetry import metrics, propagate, trace
     from opentelemetry.propagators.textmap import TextMapPropagator
     from opentelemetry.trace import SpanKind, Status, StatusCode
-except ImportError as exc:  # pragma: no cover - the extra is missing
+except ImportError as exc:  # the otel extra is not installed
     raise ImportError(
         "connectpy.otel needs opentelemetry-api: pip install 'connectpy[otel]'"
     ) from exc
