@@ -163,11 +163,8 @@ def _exit(generator: Generator[Any, None, None], error: ConnectError | None) -> 
             generator.throw(error)
     except StopIteration:
         return error
-    except ConnectError as exc:
-        return exc
-    except Exception:
-        logger.exception("interceptor %r failed after its call", generator)
-        return ConnectError(Code.INTERNAL, "internal error")
+    except Exception as exc:
+        return _raised(generator, exc)
     generator.close()
     return _failed(generator, "yielded more than once")
 
@@ -180,16 +177,21 @@ async def _exit_async(
         await (generator.__anext__() if error is None else generator.athrow(error))
     except StopAsyncIteration:
         return error
-    except ConnectError as exc:
-        return exc
-    except Exception:
-        logger.exception("interceptor %r failed after its call", generator)
-        return ConnectError(Code.INTERNAL, "internal error")
+    except Exception as exc:
+        return _raised(generator, exc)
     await generator.aclose()
     return _failed(generator, "yielded more than once")
 
 
 _DONE: Any = object()
+
+
+def _raised(generator: object, exc: Exception) -> ConnectError:
+    """The outcome when an interceptor raised after its ``yield`` (called while handling it)."""
+    if isinstance(exc, ConnectError):
+        return exc
+    logger.exception("interceptor %r failed after its call", generator)
+    return ConnectError(Code.INTERNAL, "internal error")
 
 
 def _failed(interceptor: object, what: str) -> ConnectError:
