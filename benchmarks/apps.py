@@ -8,10 +8,11 @@ enveloped stream messages, or a gRPC frame plus trailers).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from connectpy import ASGIApp, Code, ConnectError, Message
+from connectpy.interceptors import Interceptor
 
 from .common import BOOK, BOOKS, PACKAGE, STREAM_COUNT, book_proto, envelope
 
@@ -66,8 +67,8 @@ class BookService:
             yield _STREAMED
 
 
-def connectpy_app() -> ASGIApp:
-    app = ASGIApp(package=PACKAGE)
+def connectpy_app(interceptors: Sequence[Interceptor] = ()) -> ASGIApp:
+    app = ASGIApp(package=PACKAGE, interceptors=interceptors)
     app.mount(BookService())
     return app
 

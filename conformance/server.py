@@ -7,6 +7,11 @@ when TLS is used) to stdout; then serve until SIGTERM. Nothing may be written to
 response (nobody reads it any more), so stdout is redirected to stderr.
 
 With ``CONFORMANCE_ON=pyvoy`` the app runs on pyvoy instead of Hypercorn (``server_pyvoy.py``).
+
+Set ``CONFORMANCE_INTERCEPTORS=1`` to serve every call through interceptors (the OpenTelemetry
+one recording into an SDK that exports nowhere, and an async pass-through that observes every
+message), so the suite checks the intercepted path too.
+
 Set ``CONFORMANCE_LOG_CASES=1`` to log each request's start and end (test case, times) to
 stderr; send SIGUSR1 to print the requests in flight and the stacks of all asyncio tasks to
 stderr (``run.py`` does when a run overstays its deadline).
@@ -24,6 +29,7 @@ import struct
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -35,7 +41,8 @@ from connectrpc.conformance.v1 import server_compat_pb2
 from hypercorn.config import Config
 
 from conformance.service import PACKAGE, ConformanceService
-from connectpy import ASGIApp
+from connectpy import ASGIApp, Context
+from connectpy.interceptors import Interceptor, Observer
 
 HOST = "127.0.0.1"
 _LOG_CASES = os.environ.get("CONFORMANCE_LOG_CASES", "") not in ("", "0")
@@ -165,9 +172,29 @@ class InFlight:
         return lines + ["  " + " | ".join(state) for state in self.requests.values()]
 
 
+def _interceptors() -> list[Interceptor]:
+    if os.environ.get("CONFORMANCE_INTERCEPTORS", "") in ("", "0"):
+        return []
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from connectpy.otel import OpenTelemetryInterceptor
+
+    async def observe_all(context: Context) -> AsyncIterator[Observer]:
+        def seen(message: object, size: int) -> None:
+            """Nothing to check: that it runs for every message is the point."""
+
+        yield Observer(received=seen, sent=seen)
+
+    otel = OpenTelemetryInterceptor(
+        tracer_provider=TracerProvider(), meter_provider=MeterProvider()
+    )
+    return [otel, observe_all]
+
+
 async def serve(request: Any) -> None:
     asyncio.get_running_loop().set_exception_handler(_quiet_shutdown_cancellations)
-    app = ASGIApp(read_max_bytes=request.message_receive_limit)
+    app = ASGIApp(read_max_bytes=request.message_receive_limit, interceptors=_interceptors())
     app.mount(ConformanceService(), package=PACKAGE)
     tracked = InFlight(app)
 

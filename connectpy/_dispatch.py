@@ -13,7 +13,7 @@ import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.to_thread
@@ -29,6 +29,9 @@ from ._thread_slots import run_sync_in_slot
 from .code import Code
 from .errors import ConnectError
 
+if TYPE_CHECKING:
+    from ._interceptors import InterceptorChain
+
 __all__ = ["Endpoint", "run_call"]
 
 logger = logging.getLogger("connectpy")
@@ -42,6 +45,8 @@ class Endpoint:
     handler: Callable[..., Any]
     request_codec: MessageCodec[Any]
     response_codec: MessageCodec[Any]
+    interceptors: InterceptorChain | None = None
+    """What wraps its calls; ``None`` when nothing does, so such calls pay nothing for it."""
 
 
 async def run_call(endpoint: Endpoint, call: ServerCall, request: HttpRequest) -> None:
@@ -208,10 +213,17 @@ async def _run_guarded(
     serve: Serve,
     on_request: Callable[[], None] | None = None,
     writer: StreamWriter | None = None,
+    started: bool = False,
 ) -> Any:
-    """Run the call under its deadline; return the error to report (or None), or ``_GONE``."""
+    """Run the call under its deadline; return the error to report (or None), or ``_GONE``.
+
+    With interceptors, they run the call: they start it (``started``) and call this back.
+    """
+    if endpoint.interceptors is not None and not started:
+        return await endpoint.interceptors.run(endpoint, call, serve, on_request, writer)
     try:
-        call.start()
+        if not started:
+            call.start()
         deadline = call.context.deadline
         if deadline is None:
             await serve(endpoint, call, on_request, writer)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from ._dispatch import Endpoint
+from ._interceptors import InterceptorChain
 from ._message import message_codecs
 from ._service import ServiceInfo
 
 __all__ = ["build_endpoints"]
 
 
-def build_endpoints(service: ServiceInfo) -> list[Endpoint]:
-    """One endpoint per method; fails (TypeError) on a message type that cannot be mapped."""
+def build_endpoints(
+    service: ServiceInfo, interceptors: InterceptorChain | None = None
+) -> list[Endpoint]:
+    """One endpoint per method, its calls run through ``interceptors``; fails (TypeError) on
+    a message type that cannot be mapped."""
     codec_for = message_codecs(service)
     return [
         Endpoint(
@@ -18,6 +22,7 @@ def build_endpoints(service: ServiceInfo) -> list[Endpoint]:
             handler=service.handlers[method.name],
             request_codec=codec_for(method.request_type),
             response_codec=codec_for(method.response_type),
+            interceptors=interceptors,
         )
         for method in service.methods
     ]

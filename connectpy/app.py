@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 
 import anyio
 
@@ -11,6 +12,8 @@ from ._cors import CORS
 from ._dispatch import Endpoint, run_call
 from ._endpoints import build_endpoints
 from ._health import Health, HealthService
+from ._interceptors import chain_of
+from ._lifespan import Lifespan, no_lifespan, serve_lifespan
 from ._protocol.base import ServerProtocol
 from ._protocol.connect import CONNECT_GET, CONNECT_STREAM, CONNECT_UNARY
 from ._protocol.grpc import GRPC, GRPC_WEB, GRPC_WEB_TEXT
@@ -19,6 +22,7 @@ from ._reflection import ServerReflectionV1, ServerReflectionV1Alpha
 from ._service import ServiceInfo, inspect_service
 from .code import Code
 from .errors import ConnectError
+from .interceptors import Interceptor
 
 __all__ = ["DEFAULT_READ_MAX_BYTES", "ASGIApp"]
 
@@ -50,6 +54,11 @@ class ASGIApp:
         read_max_bytes: the largest request message accepted, after decompression.
         cors: which web origins may call from a browser (:class:`CORS`); None, the default,
             answers no preflight and adds no CORS headers.
+        interceptors: wrap every call of every service (see :mod:`connectpy.interceptors`),
+            the first outermost; they run outside those given to :meth:`mount`.
+        lifespan: called with the app, returns an async context manager entered before the
+            server takes requests and exited once it stops (open a database pool, close it);
+            under another framework, enter :meth:`lifespan_context` from its lifespan.
     """
 
     def __init__(
@@ -58,10 +67,15 @@ class ASGIApp:
         package: str = "",
         read_max_bytes: int = DEFAULT_READ_MAX_BYTES,
         cors: CORS | None = None,
+        interceptors: Sequence[Interceptor] = (),
+        lifespan: Lifespan | None = None,
     ) -> None:
         self.package = package
         self.cors = cors
         self.read_max_bytes = read_max_bytes
+        self.interceptors = tuple(interceptors)
+        chain_of(self.interceptors)  # fail here, not at the first mount, on a bad one
+        self._lifespan = lifespan or no_lifespan
         self.services: list[ServiceInfo] = []
         self._routes: dict[str, Endpoint] = {}
         self._protocols: Sequence[ServerProtocol] = _PROTOCOLS
@@ -71,17 +85,25 @@ class ASGIApp:
         """Serving statuses for ``grpc.health.v1.Health`` (see :meth:`enable_health`)."""
 
     def mount(
-        self, service: object, *, package: str | None = None, name: str | None = None
+        self,
+        service: object,
+        *,
+        package: str | None = None,
+        name: str | None = None,
+        interceptors: Sequence[Interceptor] = (),
     ) -> None:
         """Serve every public method of ``service`` as an RPC.
 
+        ``interceptors`` wrap this service's calls only, inside the app's.
+
         Raises:
-            TypeError: a method's annotations or message types cannot be served.
+            TypeError: a method's annotations or message types cannot be served, or an
+                interceptor is not a generator function.
             ValueError: a procedure path is mounted already, or an ``@http_option`` rule is
                 malformed or conflicts with another.
         """
         info = inspect_service(service, name=name, package=package, default_package=self.package)
-        endpoints = build_endpoints(info)
+        endpoints = build_endpoints(info, chain_of(self.interceptors, interceptors))
         for endpoint in endpoints:
             if endpoint.method.procedure in self._routes:
                 raise ValueError(f"{endpoint.method.procedure} is mounted already")
@@ -111,13 +133,18 @@ class ASGIApp:
             self.mount(HealthService(self.health), package=package)
         return self.health
 
+    def lifespan_context(self) -> AbstractAsyncContextManager[object]:
+        """The app's lifespan, to enter from the lifespan of a parent app it is mounted under
+        (Starlette and FastAPI do not run a mounted app's lifespan themselves)."""
+        return self._lifespan(self)
+
     def _has_service(self, full_name: str) -> bool:
         return any(service.full_name == full_name for service in self.services)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             if scope["type"] == "lifespan":
-                await _lifespan(receive, send)
+                await serve_lifespan(self.lifespan_context(), receive, send)
             return
         if self.cors is not None:
             if self.cors.is_preflight(scope):
@@ -217,13 +244,3 @@ def _route_path(scope: Scope) -> str:
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
     return path[len(root) :] if root and path.startswith(root) else path
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 from starlette.datastructures import Headers, MutableHeaders, QueryParams
@@ -34,6 +34,7 @@ class Context:
         protocol: the wire protocol (``"connect"``, ``"grpc"``, ``"grpc-web"``, ``"rest"``).
         http_method: ``"POST"``, or ``"GET"`` for a Connect GET.
         timeout_ms: the timeout the client sent, or ``None`` when it set none.
+        scope: the ASGI scope of the request.
     """
 
     # The headers and the query are built on first use: most handlers never look at them,
@@ -46,6 +47,7 @@ class Context:
         "_response_headers",
         "_response_trailers",
         "_source",
+        "_state",
         "http_method",
         "method",
         "protocol",
@@ -78,6 +80,23 @@ class Context:
         self.scope = scope
         self._deadline = None if timeout_ms is None else anyio.current_time() + timeout_ms / 1000
         self._header_sender: Callable[[], Awaitable[None]] | None = None
+        self._state: dict[str, Any] | None = None
+
+    @property
+    def peer(self) -> tuple[str, int] | None:
+        """The client's address as ``(host, port)``, or ``None`` when the server gave none
+        (a Unix socket, some test clients)."""
+        scope = self.scope
+        client = scope.get("client") if isinstance(scope, Mapping) else None
+        return None if client is None else (str(client[0]), int(client[1]))
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """Values an interceptor leaves for the handler (e.g. the authenticated caller);
+        empty at the start of every call."""
+        if self._state is None:
+            self._state = {}
+        return self._state
 
     @property
     def request_headers(self) -> Headers:

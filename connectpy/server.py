@@ -6,13 +6,16 @@ import logging
 import signal
 import socket
 import threading
+from collections.abc import Sequence
 
 import anyio
 from anyio.abc import TaskStatus
 from hypercorn.asyncio import serve
 
 from ._hypercorn import TLSFiles, absorb_shutdown_noise, bind_socket, hypercorn_config
+from ._lifespan import Lifespan
 from .app import DEFAULT_READ_MAX_BYTES, ASGIApp
+from .interceptors import Interceptor
 
 __all__ = ["AsyncIOServer", "TLSFiles"]
 
@@ -52,6 +55,11 @@ class AsyncIOServer:
             that ``grpcurl`` and similar tools find the services without a ``.proto``.
         health: serve ``grpc.health.v1.Health`` (:meth:`ASGIApp.enable_health`), for load
             balancers and Kubernetes probes; report statuses through ``server.app.health``.
+        interceptors: wrap every call (see :class:`ASGIApp`).
+        lifespan: startup and shutdown code around the serving (see :class:`ASGIApp`).
+
+    ``package``, ``read_max_bytes``, ``interceptors`` and ``lifespan`` configure the app this
+    server makes; with ``app``, give them to that app instead.
     """
 
     def __init__(
@@ -66,11 +74,20 @@ class AsyncIOServer:
         access_log: bool = False,
         reflection: bool = True,
         health: bool = True,
+        interceptors: Sequence[Interceptor] = (),
+        lifespan: Lifespan | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.tls = tls
-        self.app = app or ASGIApp(package=package, read_max_bytes=read_max_bytes)
+        if app is not None and (interceptors or lifespan is not None):
+            raise ValueError("give interceptors and lifespan to the app passed as app=")
+        self.app = app or ASGIApp(
+            package=package,
+            read_max_bytes=read_max_bytes,
+            interceptors=interceptors,
+            lifespan=lifespan,
+        )
         self.access_log = access_log
         self.serve_reflection = reflection
         self.serve_health = health

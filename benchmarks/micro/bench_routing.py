@@ -5,6 +5,7 @@ floor app is the baseline: the difference is connectpy's own cost per call, no s
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,10 +21,18 @@ from benchmarks.common import (
     list_books_proto,
 )
 from benchmarks.serve import StatusCounter
+from connectpy import Context
 
 from ._support import AsgiCall, Benchmark, in_running_loop
 
 APP = connectpy_app()
+
+
+def _pass_through(context: Context) -> Iterator[None]:
+    """The cheapest interceptor: what one costs a call before it does anything."""
+    yield
+
+
 _CONNECT = [(b"connect-protocol-version", b"1")]
 
 CALLS: dict[str, tuple[str, list[tuple[bytes, bytes]], bytes, bool]] = {
@@ -63,6 +72,7 @@ APPS: dict[str, Any] = {
     "raw": raw_app,
     "raw+counter": StatusCounter(raw_app),
     "connectpy": APP,
+    "connectpy+interceptor": connectpy_app(interceptors=[_pass_through]),
 }
 
 

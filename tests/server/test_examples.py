@@ -459,6 +459,9 @@ DOCS = [
     "docs/errors.md",
     "docs/browsers.md",
     "docs/client.md",
+    "docs/interceptors.md",
+    "docs/lifespan.md",
+    "docs/observability.md",
 ]
 
 
