@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -248,6 +249,8 @@ async def _finish(
     writer: StreamWriter | None = None,
     watch: _CallWatch | None = None,
 ) -> None:
+    if error is not None and logger.isEnabledFor(logging.INFO):
+        _log_failure(call, error)
     try:
         if writer is not None:
             await writer.close()  # what it has not sent yet goes with the status
@@ -259,6 +262,19 @@ async def _finish(
         await call.finish(error)
     except (OSError, Disconnected):  # the client went away before the status
         return
+
+
+def _log_failure(call: ServerCall, error: ConnectError) -> None:
+    """One line per failed call, at INFO: ``connectpy`` users turn it on with that level."""
+    context = call.context
+    elapsed_ms = (time.monotonic() - context.started_at) * 1000
+    logger.info(
+        "%s failed: %s (%s, %.1f ms)",
+        context.method.procedure,
+        error.code.value,
+        context.protocol,
+        elapsed_ms,
+    )
 
 
 class _CallWatch(Protocol):

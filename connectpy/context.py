@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -52,6 +53,7 @@ class Context:
         "method",
         "protocol",
         "scope",
+        "started_at",
         "timeout_ms",
     )
 
@@ -78,6 +80,8 @@ class Context:
         self._response_trailers: MutableHeaders | None = None
         self.timeout_ms = timeout_ms
         self.scope = scope
+        self.started_at = time.monotonic()
+        """When the call began (:func:`time.monotonic`), for its duration in logs and metrics."""
         self._deadline = None if timeout_ms is None else anyio.current_time() + timeout_ms / 1000
         self._header_sender: Callable[[], Awaitable[None]] | None = None
         self._state: dict[str, Any] | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
@@ -162,3 +163,32 @@ async def test_a_handlers_own_connect_error_still_reaches_the_client(app: ASGIAp
         "code": "internal",
         "message": "the user store is down",
     }
+
+
+@pytest.mark.parametrize("case", CASES)
+async def test_each_failed_call_is_one_info_line(
+    app: ASGIApp, case: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # At INFO, the `connectpy` logger says which call failed, how and after how long.
+    with caplog.at_level(logging.INFO, logger="connectpy"):
+        await run(app, *CASES[case])
+    [line] = [r for r in caplog.records if r.levelno == logging.INFO]
+    procedure = "/leak.v1.Users/ListUsers" if "stream" in case else "/leak.v1.Users/GetUser"
+    assert re.fullmatch(
+        re.escape(procedure) + r" failed: internal \([a-z-]+, \d+\.\d ms\)", line.getMessage()
+    )
+
+
+async def test_a_call_that_succeeds_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    class Fine:
+        async def get_user(self, request: Lookup) -> UserPublic:
+            return UserPublic(name=request.name, joined_year=1843)
+
+    fine = ASGIApp(package="fine.v1")
+    fine.mount(Fine(), name="Users")
+    with caplog.at_level(logging.DEBUG, logger="connectpy"):
+        wire = await run(
+            fine, "POST", "/fine.v1.Users/GetUser", [(b"content-type", b"application/json")], b"{}"
+        )
+    assert b"1843" in wire
+    assert [r for r in caplog.records if r.name == "connectpy"] == []
