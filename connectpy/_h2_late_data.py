@@ -78,6 +78,10 @@ def apply() -> bool:
         # One event at a time: the stream a DATA frame is for may close while the events
         # before it in the same batch are handled (the app finishing its response), so
         # whether it is late is known only when its turn comes.
+        if not events:
+            # Still a call: Hypercorn's ends with a flush, which frames queued by a wrapper
+            # around this one (connectpy._client_gone's refusals) depend on.
+            await handle_events(self, events)
         for event in events:
             if isinstance(event, h2.events.DataReceived) and event.stream_id not in self.streams:
                 ended = event.stream_ended is not None
