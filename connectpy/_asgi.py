@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 from starlette.datastructures import Headers, QueryParams
 
-from . import _h2_late_data
+from ._hypercorn import late_data
 from .code import Code
 from .errors import ConnectError
 
@@ -47,10 +47,10 @@ def open_body_grace(scope: Scope) -> float:
     """Seconds to let a streaming client's body arrive before an answer ends its call.
 
     Unpatched Hypercorn drops a whole HTTP/2 connection when data arrives for a stream it has
-    answered (see ``_h2_late_data``), and on HTTP/1.1 an unread body can reset the connection.
-    With the patch in place, HTTP/2 takes late data in its stride: answer at once.
+    answered (see ``_hypercorn.late_data``), and on HTTP/1.1 an unread body can reset the
+    connection. With the patch in place, HTTP/2 takes late data in its stride: answer at once.
     """
-    if scope.get("http_version") == "2" and _h2_late_data.is_applied():
+    if scope.get("http_version") == "2" and late_data.is_applied():
         return 0.0
     return _OPEN_BODY_GRACE_SECONDS
 

@@ -20,7 +20,7 @@ import anyio
 import anyio.to_thread
 
 from ._asgi import BodyPump, Disconnected, HttpRequest, Receive, open_body_grace
-from ._client_gone import cancel_on_disconnect, cut_by_shutdown
+from ._hypercorn.client_gone import cancel_on_disconnect, cut_by_shutdown
 from ._message import MessageCodec
 from ._protocol.base import ServerCall
 from ._service import MethodInfo, StreamType
@@ -55,7 +55,7 @@ async def run_call(endpoint: Endpoint, call: ServerCall, request: HttpRequest) -
     stream_type = endpoint.method.stream_type
     if stream_type is StreamType.UNARY:
         # Nothing here watches for the client leaving: Hypercorn cancels the task (see
-        # _client_gone), which costs a call whose client stays nothing.
+        # _hypercorn.client_gone), which costs a call whose client stays nothing.
         cancel_on_disconnect(request.scope)
         try:
             error = await _run_guarded(endpoint, call, _serve_unary)
@@ -81,7 +81,9 @@ async def _answer_unavailable(call: ServerCall) -> None:
         await _finish(call, ConnectError(Code.UNAVAILABLE, "the server is shutting down"))
 
 
-_UNAVAILABLE_SECONDS = 0.5  # the shutdown leaves this long to send it (connectpy._graceful)
+_UNAVAILABLE_SECONDS = (
+    0.5  # the shutdown leaves this long to send it (connectpy._hypercorn.graceful)
+)
 
 
 async def _left_past_deadline(call: ServerCall, request: HttpRequest) -> bool:

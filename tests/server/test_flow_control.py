@@ -2,8 +2,8 @@
 
 A raw h2 client opens a server stream of 64 KiB messages and then reads nothing, so its
 flow-control window stays shut: the handler must be held at its first few messages (Hypercorn
-alone let it run on, buffering ~290 MiB a second; see connectpy/_h2_backpressure.py), and must
-be cancelled when the client goes away. A client that reads, slowly, gets every message.
+alone let it run on, buffering ~290 MiB a second; see connectpy/_hypercorn/backpressure.py),
+and must be cancelled when the client goes away. A client that reads, slowly, gets every message.
 """
 
 from __future__ import annotations

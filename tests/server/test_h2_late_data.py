@@ -3,7 +3,7 @@ call ends cleanly and the connection, with a slow call in flight beside it, live
 
 Each case answers a call before its client has finished the request body, then the client
 sends more. Hypercorn 0.18 raised ``KeyError`` on that data and dropped the connection with
-every call on it (pgjones/hypercorn#329); see connectpy/_h2_late_data.py.
+every call on it (pgjones/hypercorn#329); see connectpy/_hypercorn/late_data.py.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ import h2.events
 import pytest
 from fastapi import FastAPI
 
-from connectpy import ASGIApp, Code, ConnectError, Message, _h2_late_data, http_option
+from connectpy import ASGIApp, Code, ConnectError, Message, http_option
 from connectpy._asgi import open_body_grace
+from connectpy._hypercorn import late_data
 from connectpy.testing import RunningServer, serve_in_thread
 
 pytestmark = pytest.mark.timeout(60)
@@ -233,8 +234,8 @@ def test_late_data_is_answered_by_reset_no_error(client: Client) -> None:
 
 def test_patch_applies_to_the_installed_hypercorn() -> None:
     # Fails on a Hypercorn outside PATCHED_VERSIONS: check whether it still needs the patch.
-    assert _h2_late_data.apply()
-    assert _h2_late_data.is_applied()
+    assert late_data.apply()
+    assert late_data.is_applied()
 
 
 @pytest.mark.parametrize(("http_version", "grace"), [("2", 0.0), ("1.1", 0.5)])

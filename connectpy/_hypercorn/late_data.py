@@ -80,7 +80,7 @@ def apply() -> bool:
         # whether it is late is known only when its turn comes.
         if not events:
             # Still a call: Hypercorn's ends with a flush, which frames queued by a wrapper
-            # around this one (connectpy._client_gone's refusals) depend on.
+            # around this one (connectpy._hypercorn.client_gone's refusals) depend on.
             await handle_events(self, events)
         for event in events:
             if isinstance(event, h2.events.DataReceived) and event.stream_id not in self.streams:

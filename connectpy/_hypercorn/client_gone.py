@@ -27,7 +27,7 @@ next to Hypercorn's own 400-700 µs a call, see docs/performance.md), no task:
   Hypercorn's idle timer is stopped, so the socket is closed as soon as the connection's
   calls are done, not when the timer (``keep_alive_timeout``) fires.
 
-Applied when connectpy is imported, like :mod:`connectpy._h2_backpressure`, to the Hypercorn
+Applied when connectpy is imported, like :mod:`connectpy._hypercorn.backpressure`, to the Hypercorn
 versions it was written against (``_VERSIONS``); each patch checks that the code it wraps is
 there, and leaves Hypercorn alone otherwise.
 """

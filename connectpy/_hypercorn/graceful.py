@@ -4,11 +4,11 @@ When Hypercorn starts shutting down it stops accepting connections and gives the
 flight ``graceful_timeout`` seconds, then cancels whatever still runs: those calls were cut
 without a status. Per connection, this module adds a small task (one per connection, none
 per call) that, a moment before the grace period ends (``_margin``), cancels the calls that
-asked for it (:func:`connectpy._client_gone.cancel_on_disconnect`) telling them why, so
-they still answer ``unavailable`` (:func:`connectpy._client_gone.cut_by_shutdown`) before
+asked for it (:func:`connectpy._hypercorn.client_gone.cancel_on_disconnect`) telling them why, so
+they still answer ``unavailable`` (:func:`connectpy._hypercorn.client_gone.cut_by_shutdown`) before
 Hypercorn cuts the connection. The task ends when its connection closes, so it never holds
 a connection open. Streams opened during the drain are refused with ``REFUSED_STREAM``
-(:mod:`connectpy._client_gone`), which tells the client that a retry is safe.
+(:mod:`connectpy._hypercorn.client_gone`), which tells the client that a retry is safe.
 
 No early GOAWAY: an HTTP/2 server would announce the shutdown at once (GOAWAY with the
 largest stream id, as Go's servers do) and let the streams in flight finish, but the h2
@@ -25,7 +25,7 @@ from typing import Any
 
 import anyio
 
-from ._client_gone import running_apps
+from .client_gone import running_apps
 
 __all__ = ["apply"]
 

@@ -1,4 +1,5 @@
-"""Hypercorn configuration that every server connectpy starts shares."""
+"""Hypercorn configuration that every server connectpy starts shares, and the version-checked
+patches of Hypercorn's HTTP/2 handling that connectpy applies on import (one module each)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 from hypercorn.config import Config
 
-from . import _client_gone, _graceful, _h2_backpressure, _h2_late_data, _h2_memory
+from . import backpressure, client_gone, graceful, late_data, memory
 
 __all__ = [
     "ShutdownOutcome",
@@ -24,13 +25,13 @@ __all__ = [
     "quiet_shutdown_noise",
 ]
 
-_h2_backpressure.apply()
-_h2_late_data.apply()
-_h2_memory.apply()
-_graceful.apply()
+backpressure.apply()
+late_data.apply()
+memory.apply()
+graceful.apply()
 # Last: it wraps H2Protocol._handle_events and must see each read's events together (to
 # count the streams a read opens, and to drop those it also resets).
-_client_gone.apply()
+client_gone.apply()
 
 # Hypercorn closes a connection after 1000 requests (its HTTP/2 Rapid Reset mitigation) and,
 # on HTTP/2, silently drops every call still in flight when it does: a gRPC channel that
