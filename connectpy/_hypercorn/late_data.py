@@ -34,21 +34,20 @@ __all__ = ["PATCHED_VERSIONS", "apply", "is_applied"]
 PATCHED_VERSIONS = ("0.16.", "0.17.", "0.18.")
 """Hypercorn releases whose ``H2Protocol`` has the bug and the shape this patch expects."""
 
-_MARK = "__connectpy_late_data_fix__"
+_applied = False
+"""Set once the patch is in. A flag rather than a mark on ``H2Protocol._handle_events``:
+``client_gone`` wraps that method again afterwards, hiding any mark on ours."""
 
 
 def is_applied() -> bool:
     """Whether this process's Hypercorn takes data for a finished stream without harm."""
-    try:
-        from hypercorn.protocol.h2 import H2Protocol
-    except ImportError:  # pragma: no cover - Hypercorn is a dependency
-        return False
-    return bool(getattr(H2Protocol._handle_events, _MARK, False))
+    return _applied
 
 
 def apply() -> bool:
     """Patch Hypercorn's HTTP/2 event handling once; False if this Hypercorn is not one of
     :data:`PATCHED_VERSIONS` or its code is not what this expects."""
+    global _applied
     try:
         if not version("hypercorn").startswith(PATCHED_VERSIONS):
             return False
@@ -63,7 +62,7 @@ def apply() -> bool:
     )
     if handle_events is None:
         return False
-    if getattr(handle_events, _MARK, False):
+    if _applied:
         return True
 
     async def drop_late_data(self: Any, stream_id: int, length: int, ended: bool) -> None:
@@ -89,6 +88,6 @@ def apply() -> bool:
             else:
                 await handle_events(self, [event])
 
-    setattr(handle_events_keeping_late_data_out, _MARK, True)
     H2Protocol._handle_events = handle_events_keeping_late_data_out  # type: ignore[method-assign]
+    _applied = True
     return True
