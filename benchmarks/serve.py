@@ -159,7 +159,7 @@ def _hypercorn(app: Any, port: int) -> None:
     import uvloop
     from hypercorn.asyncio import serve
 
-    from connectpy._hypercorn import hypercorn_config
+    from connectpy._server.hypercorn import hypercorn_config
 
     # connectpy's server config for every row: HTTP/1.1 and h2c, no per-connection request cap.
     config = hypercorn_config(bind=[f"{HOST}:{port}"])

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ._cors import CORS
-from ._service import IdempotencyLevel, StreamType, http_option, rpc
+from ._model.service import IdempotencyLevel, StreamType, http_option, rpc
+from ._server.cors import CORS
 from .app import ASGIApp
 from .client import CallInfo, Client, SyncClient, call_options
 from .code import Code

@@ -7,19 +7,19 @@ from contextlib import AbstractAsyncContextManager
 
 import anyio
 
-from ._asgi import HttpRequest, Receive, Scope, Send, drain_body, open_body_grace, send_plain
-from ._cors import CORS
-from ._dispatch import Endpoint, run_call
-from ._endpoints import build_endpoints
-from ._health import Health, HealthService
-from ._interceptors import chain_of
-from ._lifespan import Lifespan, no_lifespan, serve_lifespan
-from ._protocol.base import ServerProtocol
-from ._protocol.connect import CONNECT_GET, CONNECT_STREAM, CONNECT_UNARY
-from ._protocol.grpc import GRPC, GRPC_WEB, GRPC_WEB_TEXT
-from ._protocol.rest import RestRouter
-from ._reflection import ServerReflectionV1, ServerReflectionV1Alpha
-from ._service import ServiceInfo, inspect_service
+from ._model.service import ServiceInfo, inspect_service
+from ._server.asgi import HttpRequest, Receive, Scope, Send, drain_body, open_body_grace, send_plain
+from ._server.cors import CORS
+from ._server.dispatch import Endpoint, run_call
+from ._server.endpoints import build_endpoints
+from ._server.health import Health, HealthService
+from ._server.interceptors import chain_of
+from ._server.lifespan import Lifespan, no_lifespan, serve_lifespan
+from ._server.protocol.base import ServerProtocol
+from ._server.protocol.connect import CONNECT_GET, CONNECT_STREAM, CONNECT_UNARY
+from ._server.protocol.grpc import GRPC, GRPC_WEB, GRPC_WEB_TEXT
+from ._server.protocol.rest import RestRouter
+from ._server.reflection import ServerReflectionV1, ServerReflectionV1Alpha
 from .code import Code
 from .errors import ConnectError
 from .interceptors import Interceptor

@@ -10,7 +10,7 @@ import anyio
 from starlette.datastructures import Headers, MutableHeaders, QueryParams
 
 if TYPE_CHECKING:
-    from ._service import MethodInfo
+    from ._model.service import MethodInfo
 
 __all__ = ["Context", "RequestView"]
 

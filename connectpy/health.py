@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from google.protobuf.message import Message as ProtoMessage
 
-from ._grpc_protos import HEALTH
-from ._health import Health, HealthService, ServingStatus
+from ._model.grpc_protos import HEALTH
+from ._server.health import Health, HealthService, ServingStatus
 
 __all__ = [
     "NOT_SERVING",

@@ -11,8 +11,8 @@ from typing import Literal
 
 from google.protobuf.message import Message as ProtoMessage
 
-from ._grpc_protos import REFLECTION_V1, REFLECTION_V1ALPHA
-from ._reflection import ServerReflectionV1, ServerReflectionV1Alpha
+from ._model.grpc_protos import REFLECTION_V1, REFLECTION_V1ALPHA
+from ._server.reflection import ServerReflectionV1, ServerReflectionV1Alpha
 
 __all__ = ["ServerReflectionV1", "ServerReflectionV1Alpha", "reflection_message"]
 

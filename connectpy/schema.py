@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ._proto_text import render_files, render_proto
-from ._schema import ProtoSchema
-from ._service import inspect_service
-from ._typemap import FieldNumber
+from ._model.proto_text import render_files, render_proto
+from ._model.schema import ProtoSchema
+from ._model.service import inspect_service
+from ._model.typemap import FieldNumber
 
 __all__ = ["FieldNumber", "generate_proto", "generate_proto_files"]
 

@@ -12,8 +12,8 @@ import anyio
 from anyio.abc import TaskStatus
 from hypercorn.asyncio import serve
 
-from ._hypercorn import TLSFiles, absorb_shutdown_noise, bind_socket, hypercorn_config
-from ._lifespan import Lifespan
+from ._server.hypercorn import TLSFiles, absorb_shutdown_noise, bind_socket, hypercorn_config
+from ._server.lifespan import Lifespan
 from .app import DEFAULT_READ_MAX_BYTES, ASGIApp
 from .interceptors import Interceptor
 

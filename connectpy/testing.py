@@ -11,8 +11,8 @@ import anyio
 import anyio.from_thread
 from hypercorn.asyncio import serve
 
-from ._asgi import ASGIApp
-from ._hypercorn import TLSFiles, absorb_shutdown_noise, bind_socket, hypercorn_config
+from ._server.asgi import ASGIApp
+from ._server.hypercorn import TLSFiles, absorb_shutdown_noise, bind_socket, hypercorn_config
 
 __all__ = ["RunningServer", "serve_in_thread"]
 

@@ -97,7 +97,7 @@ def create_gateway(backend_url: str) -> FastAPI:
 def main() -> None:
     from hypercorn.asyncio import serve
 
-    from connectpy._hypercorn import hypercorn_config
+    from connectpy._server.hypercorn import hypercorn_config
 
     async def serve_both() -> None:
         async with anyio.create_task_group() as group:

@@ -68,7 +68,7 @@ app.mount(StreamService())
 def main() -> None:
     from hypercorn.asyncio import serve
 
-    from connectpy._hypercorn import hypercorn_config
+    from connectpy._server.hypercorn import hypercorn_config
 
     print("Serving streaming.v1.StreamService on http://127.0.0.1:8001 (HTTP/1.1 and h2c)")
     anyio.run(serve, app, hypercorn_config(bind=["127.0.0.1:8001"]))  # type: ignore[arg-type]

@@ -1,5 +1,5 @@
 """Message codecs: Pydantic to and from protobuf binary (``ProtoSchema`` codecs) and JSON
-(``connectpy._message``), for the benchmark's Book and a larger nested message."""
+(``connectpy._model.message``), for the benchmark's Book and a larger nested message."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from benchmarks.apps import Book
 from benchmarks.common import BOOK
 from connectpy import Message
-from connectpy._message import MessageCodec, pydantic_codec
-from connectpy._schema import ProtoSchema
+from connectpy._model.message import MessageCodec, pydantic_codec
+from connectpy._model.schema import ProtoSchema
 
 from ._support import Benchmark
 

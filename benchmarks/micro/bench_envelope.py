@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.common import book_proto
-from connectpy._envelope import EnvelopeReader, encode_envelope
+from connectpy._wire.envelope import EnvelopeReader, encode_envelope
 
 from ._support import Benchmark
 

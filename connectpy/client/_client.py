@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 import anyio
 import anyio.abc
 
-from .. import _compression
-from .._compression import COMPRESSIONS
-from .._message import InvalidResponse, MessageCodec, message_codecs
-from .._service import IdempotencyLevel, MethodInfo, ServiceInfo, StreamType, describe_service
+from .._model.message import InvalidResponse, MessageCodec, message_codecs
+from .._model.service import IdempotencyLevel, MethodInfo, ServiceInfo, StreamType, describe_service
+from .._wire import compression as _compression
+from .._wire.compression import COMPRESSIONS
 from ..code import Code
 from ..errors import ConnectError
 from ._call import Origin, ResponseStream

@@ -1,14 +1,14 @@
 """The Connect protocol, client side: unary POST and GET, and enveloped streams.
 
 The wire format itself (content types, error JSON, end-of-stream, GET query) is shared with
-the server in :mod:`connectpy._connect_wire`.
+the server in :mod:`connectpy._wire.connect`.
 """
 
 from __future__ import annotations
 
-from .. import _compression
-from .._compression import IDENTITY, Compression
-from .._connect_wire import (
+from .._wire import compression as _compression
+from .._wire.compression import IDENTITY, Compression
+from .._wire.connect import (
     CONNECT_STREAM_CODECS,
     CONNECT_UNARY_CODECS,
     connect_get_query,
@@ -17,8 +17,8 @@ from .._connect_wire import (
     connect_stream_content_type,
     connect_unary_content_type,
 )
-from .._deadline import format_connect_timeout
-from .._envelope import FLAG_COMPRESSED, FLAG_END_STREAM, EnvelopeReader
+from .._wire.deadline import format_connect_timeout
+from .._wire.envelope import FLAG_COMPRESSED, FLAG_END_STREAM, EnvelopeReader
 from ..code import Code
 from ..errors import ConnectError
 from ._http import Headers

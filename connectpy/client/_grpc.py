@@ -2,15 +2,15 @@
 (gRPC), in the headers of a trailers-only response, or in gRPC-Web's final 0x80 body frame.
 
 The wire pieces (status trailers, percent-encoding, status details, the trailer block) are
-shared with the server in :mod:`connectpy._grpc_wire`.
+shared with the server in :mod:`connectpy._wire.grpc`.
 """
 
 from __future__ import annotations
 
-from .._compression import IDENTITY
-from .._deadline import format_grpc_timeout
-from .._envelope import FLAG_COMPRESSED, EnvelopeReader
-from .._grpc_wire import (
+from .._wire.compression import IDENTITY
+from .._wire.deadline import format_grpc_timeout
+from .._wire.envelope import FLAG_COMPRESSED, EnvelopeReader
+from .._wire.grpc import (
     GRPC_WEB_TRAILERS_FLAG,
     grpc_decode_binary,
     grpc_decode_status_details,

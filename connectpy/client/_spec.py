@@ -1,14 +1,14 @@
 """What one call needs to know to go on the wire, and the interface each protocol implements
-for the client side (the server side is :mod:`connectpy._protocol`)."""
+for the client side (the server side is :mod:`connectpy._server.protocol`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .._compression import IDENTITY, Compression
-from .._envelope import FLAG_COMPRESSED, encode_envelope
-from .._service import MethodInfo
+from .._model.service import MethodInfo
+from .._wire.compression import IDENTITY, Compression
+from .._wire.envelope import FLAG_COMPRESSED, encode_envelope
 from ._http import Headers
 
 __all__ = ["CallSpec", "ClientProtocol", "ResponseReader", "envelope_message"]

@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 import anyio.from_thread
 import anyio.to_thread
 
-from .._service import MethodInfo
+from .._model.service import MethodInfo
 from ._call import ResponseStream
 from ._client import Client, _One
 from ._options import _CURRENT, CallOptions, current_options

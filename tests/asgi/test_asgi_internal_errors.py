@@ -18,7 +18,7 @@ import anyio
 import pytest
 
 from connectpy import ASGIApp, Code, ConnectError, Message, http_option
-from connectpy._envelope import encode_envelope
+from connectpy._wire.envelope import encode_envelope
 
 pytestmark = pytest.mark.anyio
 

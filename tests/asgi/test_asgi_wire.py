@@ -14,8 +14,8 @@ import pytest
 from starlette.datastructures import Headers, QueryParams
 
 from connectpy import ASGIApp, Code, ConnectError, Context, Message
-from connectpy._asgi import HttpRequest
-from connectpy._envelope import EnvelopeReader, encode_envelope
+from connectpy._server.asgi import HttpRequest
+from connectpy._wire.envelope import EnvelopeReader, encode_envelope
 
 pytestmark = pytest.mark.anyio
 

@@ -15,7 +15,7 @@ import anyio.lowlevel
 import pytest
 
 from connectpy import ASGIApp, Code, ConnectError, Context, Message, StreamType, http_option
-from connectpy._envelope import EnvelopeReader, encode_envelope
+from connectpy._wire.envelope import EnvelopeReader, encode_envelope
 from connectpy.interceptors import Observer
 
 pytestmark = pytest.mark.anyio

@@ -17,7 +17,7 @@ import anyio
 import pytest
 
 from connectpy import ASGIApp, Code, ConnectError, Context, Message
-from connectpy._stream_writer import HIGH_WATER
+from connectpy._server.stream_writer import HIGH_WATER
 
 pytestmark = pytest.mark.anyio
 

@@ -272,7 +272,7 @@ def test_proto_name_needs_a_single_service(tmp_path: Path) -> None:
 
 def test_console_script_and_python_m() -> None:
     (script,) = importlib.metadata.entry_points(group="console_scripts", name="connectpy")
-    assert script.value == "connectpy._cli:main"
+    assert script.value == "connectpy._server.cli:main"
     for argv in (connectpy("--help"), [str(Path(sys.executable).parent / "connectpy"), "-h"]):
         result = subprocess.run(argv, capture_output=True, timeout=60)
         assert result.returncode == 0

@@ -25,7 +25,8 @@ import h2.errors
 import h2.events
 import pytest
 
-from connectpy import ASGIApp, Message, _dispatch
+from connectpy import ASGIApp, Message
+from connectpy._server import dispatch as _dispatch
 from connectpy.server import TLSFiles
 from connectpy.testing import RunningServer, serve_in_thread
 

@@ -278,7 +278,8 @@ def test_early_answer_to_an_open_stream_keeps_the_connection(
 ) -> None:
     # A streaming client may hold its side open until it hears from us (a reflection probe,
     # full duplex): on HTTP/2 the answer does not wait for the body, and the body's rest,
-    # arriving after the answer, leaves the connection working (connectpy._hypercorn.late_data).
+    # arriving after the answer, leaves the connection working
+    # (connectpy._server.hypercorn.late_data).
     stream_id = h2c.open(path, GRPC_HEADERS)
     h2c.send(stream_id, first, end=False)
     assert h2c.answered_within(stream_id, 5.0), "no answer while the request body was open"

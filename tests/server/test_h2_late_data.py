@@ -23,8 +23,8 @@ import pytest
 from fastapi import FastAPI
 
 from connectpy import ASGIApp, Code, ConnectError, Message, http_option
-from connectpy._asgi import open_body_grace
-from connectpy._hypercorn import late_data
+from connectpy._server.asgi import open_body_grace
+from connectpy._server.hypercorn import late_data
 from connectpy.testing import RunningServer, serve_in_thread
 
 pytestmark = pytest.mark.timeout(60)

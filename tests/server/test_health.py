@@ -24,7 +24,7 @@ from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from connectpy import ASGIApp, Message
-from connectpy._grpc_protos import HEALTH
+from connectpy._model.grpc_protos import HEALTH
 from connectpy.health import NOT_SERVING, SERVICE_UNKNOWN, SERVING, Health, ServingStatus
 from connectpy.testing import RunningServer, serve_in_thread
 

@@ -34,7 +34,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 from connectpy import ASGIApp, Code, ConnectError, Message
-from connectpy._grpc_protos import RPC_ERROR_DETAILS, RPC_STATUS
+from connectpy._model.grpc_protos import RPC_ERROR_DETAILS, RPC_STATUS
 from connectpy.reflection import reflection_message
 from connectpy.testing import RunningServer, serve_in_thread
 
@@ -264,7 +264,7 @@ def test_google_rpc_files_are_connectpys_own_and_canonical() -> None:
     # In a fresh interpreter, where googleapis-common-protos was never imported.
     check = (
         "import sys\n"
-        "from connectpy._reflection import ReflectionIndex\n"
+        "from connectpy._server.reflection import ReflectionIndex\n"
         "file = ReflectionIndex([]).file_containing_symbol('google.rpc.BadRequest')\n"
         "assert 'google.rpc.error_details_pb2' not in sys.modules\n"
         "print(file.name)\n"

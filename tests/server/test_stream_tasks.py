@@ -26,7 +26,7 @@ import pytest
 import trio
 
 from connectpy import ASGIApp, Message
-from connectpy._hypercorn import bind_socket, hypercorn_config
+from connectpy._server.hypercorn import bind_socket, hypercorn_config
 from connectpy.testing import RunningServer, serve_in_thread
 
 

@@ -13,21 +13,21 @@ import pytest
 from google.protobuf import wrappers_pb2
 
 from connectpy import Code, ConnectError, IdempotencyLevel, Message, rpc
-from connectpy._connect_wire import (
+from connectpy._model.service import describe_service
+from connectpy._wire.connect import (
     connect_end_stream_json,
     connect_error_json,
     connect_get_query,
     connect_parse_end_stream,
     connect_parse_error,
 )
-from connectpy._deadline import format_connect_timeout, parse_connect_timeout
-from connectpy._envelope import FLAG_END_STREAM, encode_envelope
-from connectpy._grpc_wire import (
+from connectpy._wire.deadline import format_connect_timeout, parse_connect_timeout
+from connectpy._wire.envelope import FLAG_END_STREAM, encode_envelope
+from connectpy._wire.grpc import (
     grpc_status_trailers,
     grpc_web_parse_trailer_block,
     grpc_web_trailer_block,
 )
-from connectpy._service import describe_service
 from connectpy.client._connect import CONNECT
 from connectpy.client._grpc import GRPC, GRPC_WEB, grpc_status_error
 from connectpy.client._spec import CallSpec

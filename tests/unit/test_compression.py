@@ -14,8 +14,8 @@ import brotli
 import pytest
 import zstandard
 
-from connectpy import _compression
-from connectpy._compression import (
+from connectpy._wire import compression as _compression
+from connectpy._wire.compression import (
     COMPRESSIONS,
     IDENTITY,
     Compression,
@@ -23,7 +23,7 @@ from connectpy._compression import (
     negotiate_response,
     require,
 )
-from connectpy._grpc_wire import grpc_negotiate_response
+from connectpy._wire.grpc import grpc_negotiate_response
 from connectpy.code import Code
 from connectpy.errors import ConnectError
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connectpy._deadline import format_grpc_timeout, parse_connect_timeout, parse_grpc_timeout
+from connectpy._wire.deadline import format_grpc_timeout, parse_connect_timeout, parse_grpc_timeout
 from connectpy.code import Code
 from connectpy.errors import ConnectError
 

@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from connectpy._envelope import (
+from connectpy._wire.envelope import (
     FLAG_COMPRESSED,
     FLAG_END_STREAM,
     Envelope,

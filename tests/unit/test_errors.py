@@ -9,7 +9,7 @@ import pytest
 from google.protobuf import any_pb2, struct_pb2, wrappers_pb2
 
 from connectpy import Code, ConnectError, ErrorDetail
-from connectpy._protocol.connect import connect_error_json, connect_http_status
+from connectpy._server.protocol.connect import connect_error_json, connect_http_status
 
 # The table the conformance suite enforces (conformance brief, section 8).
 HTTP_STATUS = {

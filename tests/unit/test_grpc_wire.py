@@ -10,9 +10,9 @@ import pytest
 from google.protobuf import any_pb2, wrappers_pb2
 
 from connectpy import Code, ConnectError
-from connectpy._compression import COMPRESSIONS, IDENTITY
-from connectpy._deadline import format_grpc_timeout, parse_grpc_timeout
-from connectpy._grpc_wire import (
+from connectpy._wire.compression import COMPRESSIONS, IDENTITY
+from connectpy._wire.deadline import format_grpc_timeout, parse_grpc_timeout
+from connectpy._wire.grpc import (
     Base64Decoder,
     grpc_decode_binary,
     grpc_decode_status_details,
@@ -131,7 +131,7 @@ def test_status_class_stays_out_of_the_default_pool() -> None:
     check = (
         "from google.protobuf import descriptor_pool\n"
         "from connectpy import Code, ConnectError\n"
-        "from connectpy._grpc_wire import grpc_status_details\n"
+        "from connectpy._wire.grpc import grpc_status_details\n"
         "grpc_status_details(ConnectError(Code.INTERNAL, 'x'))\n"
         "try:\n"
         "    descriptor_pool.Default().FindMessageTypeByName('google.rpc.Status')\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from connectpy._http_rules import (
+from connectpy._server.http_rules import (
     HttpRoute,
     Matched,
     NotAllowed,

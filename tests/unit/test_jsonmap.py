@@ -22,9 +22,9 @@ from google.protobuf.message import Message as ProtoMessage
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connectpy import Message
-from connectpy._jsonmap import JsonCodec, duration_text, json_codec
-from connectpy._schema import ProtoSchema
-from connectpy._typemap import UnknownEnum
+from connectpy._model.jsonmap import JsonCodec, duration_text, json_codec
+from connectpy._model.schema import ProtoSchema
+from connectpy._model.typemap import UnknownEnum
 from connectpy.schema import FieldNumber
 
 UTC = datetime.UTC

@@ -11,8 +11,8 @@ from google.protobuf.message import Message as ProtoMessage
 from pydantic import Field, ValidationError
 
 from connectpy import Message
-from connectpy._proto_text import render_proto
-from connectpy._schema import ProtoSchema
+from connectpy._model.proto_text import render_proto
+from connectpy._model.schema import ProtoSchema
 from connectpy.schema import FieldNumber
 
 

@@ -17,10 +17,10 @@ from google.protobuf.message import DecodeError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connectpy import Message
-from connectpy._pbconvert import PydanticProtoCodec
-from connectpy._schema import ProtoSchema
-from connectpy._service import inspect_service
-from connectpy._typemap import UnknownEnum
+from connectpy._model.pbconvert import PydanticProtoCodec
+from connectpy._model.schema import ProtoSchema
+from connectpy._model.service import inspect_service
+from connectpy._model.typemap import UnknownEnum
 from connectpy.schema import FieldNumber, generate_proto
 
 UTC = datetime.UTC

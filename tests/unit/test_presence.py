@@ -22,9 +22,9 @@ from google.protobuf.message import Message as ProtoMessage
 from pydantic import Field
 
 from connectpy import Message
-from connectpy._jsonmap import json_codec
-from connectpy._schema import ProtoSchema
-from connectpy._service import inspect_service
+from connectpy._model.jsonmap import json_codec
+from connectpy._model.schema import ProtoSchema
+from connectpy._model.service import inspect_service
 from connectpy.schema import generate_proto
 
 PACKAGE = "presence.unit.v1"

@@ -26,11 +26,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectpy import ASGIApp, Code, ConnectError, Message
-from connectpy._asgi import HttpRequest
-from connectpy._compression import COMPRESSIONS, require
-from connectpy._deadline import parse_connect_timeout, parse_grpc_timeout
-from connectpy._envelope import EnvelopeReader, encode_envelope
-from connectpy._protocol.connect import CONNECT_GET
+from connectpy._server.asgi import HttpRequest
+from connectpy._server.protocol.connect import CONNECT_GET
+from connectpy._wire.compression import COMPRESSIONS, require
+from connectpy._wire.deadline import parse_connect_timeout, parse_grpc_timeout
+from connectpy._wire.envelope import EnvelopeReader, encode_envelope
 
 # No per-example deadline (loaded CI machines). `make test` runs 100 examples a property;
 # HYPOTHESIS_PROFILE=long runs 3,000 (minutes: add --timeout 0), to hunt after a parser changes.

@@ -22,8 +22,8 @@ from grpc_tools import protoc
 from pydantic import ConfigDict, Field
 
 from connectpy import IdempotencyLevel, Message, http_option, rpc
-from connectpy._schema import ProtoSchema
-from connectpy._service import inspect_service
+from connectpy._model.schema import ProtoSchema
+from connectpy._model.service import inspect_service
 from connectpy.schema import FieldNumber, generate_proto
 
 WELL_KNOWN = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")

@@ -18,9 +18,9 @@ from grpc_tools import protoc
 from pydantic import Field
 
 from connectpy import IdempotencyLevel, Message, http_option, rpc
-from connectpy._proto_text import render_proto
-from connectpy._schema import ProtoSchema
-from connectpy._service import inspect_service
+from connectpy._model.proto_text import render_proto
+from connectpy._model.schema import ProtoSchema
+from connectpy._model.service import inspect_service
 from connectpy.schema import FieldNumber, generate_proto, generate_proto_files
 
 WELL_KNOWN = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")

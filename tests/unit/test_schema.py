@@ -15,8 +15,8 @@ from google.protobuf.descriptor_pb2 import DescriptorProto, FieldDescriptorProto
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectpy import IdempotencyLevel, Message, rpc
-from connectpy._schema import ProtoSchema
-from connectpy._service import inspect_service
+from connectpy._model.schema import ProtoSchema
+from connectpy._model.service import inspect_service
 from connectpy.schema import FieldNumber
 
 F = FieldDescriptorProto

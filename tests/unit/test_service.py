@@ -8,7 +8,7 @@ import pytest
 from google.protobuf import wrappers_pb2
 
 from connectpy import ASGIApp, Context, IdempotencyLevel, Message, StreamType, rpc
-from connectpy._service import MethodInfo, inspect_service
+from connectpy._model.service import MethodInfo, inspect_service
 
 
 class Req(Message):

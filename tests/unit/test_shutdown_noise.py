@@ -8,7 +8,11 @@ import logging
 
 import pytest
 
-from connectpy._hypercorn import absorb_shutdown_noise, is_shutdown_noise, quiet_shutdown_noise
+from connectpy._server.hypercorn import (
+    absorb_shutdown_noise,
+    is_shutdown_noise,
+    quiet_shutdown_noise,
+)
 
 SHUTTING_DOWN = RuntimeError("TaskGroup <TaskGroup tasks=1 cancelling> is shutting down")
 

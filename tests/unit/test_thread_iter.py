@@ -10,7 +10,7 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from connectpy._thread_iter import ThreadFeed
+from connectpy._server.thread_iter import ThreadFeed
 
 pytestmark = pytest.mark.anyio
 
