@@ -18,19 +18,24 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .context import Context
 
-__all__ = ["Interceptor", "Observer"]
+if TYPE_CHECKING:
+    from .client._context import ClientContext
+
+__all__ = ["ClientInterceptor", "Interceptor", "Observer"]
 
 
 @dataclass(frozen=True, slots=True)
 class Observer:
     """What an interceptor may yield to see each message of its call as it passes.
 
-    Each callable gets the message and its encoded size in bytes (uncompressed): ``received``
-    once a request message is decoded, ``sent`` once a response message is encoded. They run
+    Each callable gets the message and its encoded size in bytes (uncompressed). On a server,
+    ``received`` sees each request message once decoded and ``sent`` each response message
+    once encoded; on a client, ``sent`` sees each request message and ``received`` each
+    response message. They run
     on the event loop between messages, so they should be quick; an exception they raise
     fails the call as the handler's would.
     """
@@ -53,4 +58,25 @@ class Interceptor(Protocol):
 
     def __call__(
         self, context: Context, /
+    ) -> Iterator[Observer | None] | AsyncIterator[Observer | None]: ...
+
+
+class ClientInterceptor(Protocol):
+    """The same shape on a client (``Client(..., interceptors=[...])``): a generator
+    function that wraps one outgoing call, yielding once.
+
+    Before its ``yield`` it sees the call's :class:`~connectpy.client.ClientContext`
+    (procedure, stream type, protocol, URL and peer, the request headers, the deadline), may
+    add request headers (a bearer token, a ``traceparent``) before anything is sent, or raise
+    :class:`~connectpy.ConnectError` to fail the call without sending it. It may yield an
+    :class:`Observer`: ``sent`` sees each request message, ``received`` each response
+    message. The ``yield`` raises the call's ``ConnectError`` if it failed; after it the
+    response headers and trailers are in the context, and the interceptor may raise another
+    error in its place. An interceptor typed for a context-like view that both sides have
+    (``method``, ``protocol``, ``request_headers``, ``peer``, ``deadline``, ``state``) serves
+    both.
+    """
+
+    def __call__(
+        self, context: ClientContext, /
     ) -> Iterator[Observer | None] | AsyncIterator[Observer | None]: ...

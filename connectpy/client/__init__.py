@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from ._asgi_transport import asgi_transport
 from ._client import Client, ProtocolName
+from ._context import ClientContext
 from ._options import CallInfo, call_options
 from ._sync import SyncClient
 
-__all__ = ["CallInfo", "Client", "ProtocolName", "SyncClient", "asgi_transport", "call_options"]
+__all__ = [
+    "CallInfo",
+    "Client",
+    "ClientContext",
+    "ProtocolName",
+    "SyncClient",
+    "asgi_transport",
+    "call_options",
+]

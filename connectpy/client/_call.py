@@ -12,9 +12,12 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+from starlette.datastructures import MutableHeaders
 
 from ..code import Code
 from ..errors import ConnectError
+from ._context import ClientContext
+from ._hooks import CallHooks
 from ._http import Exchange, Headers, RequestHead, Spawn, Transport, TransportError
 from ._options import CallInfo
 from ._spec import CallSpec, ClientProtocol, ResponseReader
@@ -102,6 +105,7 @@ class ResponseStream:
         spawn: Spawn,
         closed: Callable[[], bool],
         decode: Callable[[bytes], Any],
+        hooks: CallHooks | None = None,
     ) -> None:
         self._transport = transport
         self._protocol = protocol
@@ -112,6 +116,7 @@ class ResponseStream:
         self._spawn = spawn
         self._closed = closed
         self._decode = decode
+        self._hooks = hooks
         self._deadline: _Deadline | None = None
         self._exchange: Exchange | None = None
         self._sender: _Sender | None = None
@@ -140,18 +145,10 @@ class ResponseStream:
         if self._cancelled:
             raise _canceled()
         if self._done and not self._pending:
-            raise StopAsyncIteration
+            return await self._end()
         try:
             try:
-                if self._deadline is None:
-                    self._deadline = _Deadline(self._spec)
-                    await self._start(self._deadline)
-                while not self._pending:
-                    if self._done:
-                        raise _canceled() if self._cancelled else StopAsyncIteration
-                    await self._read(self._deadline)
-                self._deadline.check()
-                return self._decode(self._pending.popleft())
+                message = await self._next_message()
             except TransportError as exc:
                 if self._cancelled:
                     raise _canceled() from None
@@ -163,20 +160,54 @@ class ResponseStream:
                     self._sender.raise_failure()
                 raise transport_error(exc, self._closed()) from None
         except ConnectError as exc:
-            self._record(error=True)
-            self.abandon()
-            if exc.code is Code.DEADLINE_EXCEEDED:
+            self._record()
+            self._release()
+            error = exc if self._hooks is None else await self._hooks.finish(exc) or exc
+            if error.code is Code.DEADLINE_EXCEEDED:
                 await _yield_to_an_expired_scope()
-            raise
+            raise error from None
         except BaseException:
-            self.abandon()
+            self._release()
+            if self._hooks is not None:
+                await self._hooks.cancel()
             raise
+        if message is _END:
+            return await self._end()
+        return message
+
+    async def _next_message(self) -> Any:
+        """The next response message, decoded, or ``_END`` after the last."""
+        if self._deadline is None:
+            self._deadline = _Deadline(self._spec)
+            await self._start(self._deadline)
+        while not self._pending:
+            if self._done:
+                if self._cancelled:
+                    raise _canceled()
+                return _END
+            await self._read(self._deadline)
+        self._deadline.check()
+        data = self._pending.popleft()
+        message = self._decode(data)
+        if self._hooks is not None:
+            self._hooks.received(message, len(data))
+        return message
+
+    async def _end(self) -> Any:
+        """The call ended well: its interceptors see it, and may fail it still."""
+        if self._hooks is not None:
+            error = await self._hooks.finish(None)
+            if error is not None:
+                raise error
+        raise StopAsyncIteration
 
     async def _start(self, deadline: _Deadline) -> None:
         spec, requests = self._spec, self._requests
         single = requests if isinstance(requests, bytes) else None
         method, target, headers, body = self._protocol.request(spec, single)
         scheme, host, port = self._origin
+        if self._hooks is not None:
+            headers = await deadline.run(lambda: self._intercept(target, headers))
         head = RequestHead(method, scheme, host, port, target, headers)
         transport = self._transport
         exchange: Exchange = await deadline.run(lambda: transport.open(head, body))
@@ -195,6 +226,21 @@ class ResponseStream:
         self._reader = self._protocol.reader(spec, status, response_headers)
         self._record()
 
+    async def _intercept(self, target: str, headers: Headers) -> Headers:
+        """Run the interceptors to their ``yield``; the request headers they leave."""
+        assert self._hooks is not None
+        scheme, host, port = self._origin
+        context = ClientContext(
+            method=self._spec.method,
+            protocol=self._protocol.name,
+            url=f"{scheme}://{host}:{port}{target.split('?', 1)[0]}",
+            peer=(host, port),
+            request_headers=MutableHeaders(raw=headers),
+            timeout_ms=self._spec.timeout_ms,
+        )
+        await self._hooks.start(context)
+        return context.request_headers.raw
+
     async def _read(self, deadline: _Deadline) -> None:
         exchange, reader = self._exchange, self._reader
         assert exchange is not None
@@ -207,16 +253,25 @@ class ResponseStream:
         self._pending.extend(messages)
         self._done = True
         self._record()
-        self.abandon()  # nothing left to read: release the exchange
+        self._release()  # nothing left to read: release the exchange
 
-    def _record(self, error: bool = False) -> None:
+    def _record(self) -> None:
         reader = self._reader
         if reader is not None:
             self._info.response_headers = _text_pairs(reader.headers)
             self._info.response_trailers = _text_pairs(reader.trailers)
+            hooks = self._hooks
+            if hooks is not None and hooks.context is not None:
+                hooks.context.record_response(reader.headers, reader.trailers)
 
     def abandon(self) -> None:
         """End the call here, whatever its state (no await)."""
+        self._release()
+        if self._hooks is not None:
+            self._hooks.drop()
+
+    def _release(self) -> None:
+        """Let go of the exchange (the call is over, or being abandoned)."""
         self._done = True
         if self._sender is not None:
             self._sender.cancel()
@@ -230,10 +285,15 @@ class ResponseStream:
             self.abandon()
 
     async def aclose(self) -> None:
-        self.abandon()
+        self._release()
+        if self._hooks is not None:
+            await self._hooks.cancel()
 
     def __del__(self) -> None:
         self.abandon()
+
+
+_END: Any = object()
 
 
 def _text_pairs(headers: Headers) -> list[tuple[str, str]]:

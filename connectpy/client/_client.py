@@ -17,15 +17,18 @@ from urllib.parse import urlsplit
 import anyio
 import anyio.abc
 
+from .._intercept import check_interceptor
 from .._model.message import InvalidResponse, MessageCodec, message_codecs
 from .._model.service import IdempotencyLevel, MethodInfo, ServiceInfo, StreamType, describe_service
 from .._wire import compression as _compression
 from .._wire.compression import COMPRESSIONS
 from ..code import Code
 from ..errors import ConnectError
+from ..interceptors import ClientInterceptor
 from ._call import Origin, ResponseStream
 from ._connect import CONNECT
 from ._grpc import GRPC, GRPC_WEB
+from ._hooks import CallHooks
 from ._http import Spawn, Transport
 from ._options import CallInfo, CallOptions, HeaderValues, current_options, header_pairs
 from ._pool import HttpTransport, HttpVersion
@@ -71,6 +74,8 @@ class Client(Generic[S]):
         propagate_deadline: bound each call by the calling task's anyio deadline, such as the
             deadline of the handler making the call (default ``True``).
         transport: an alternative transport, e.g. :func:`~connectpy.client.asgi_transport`.
+        interceptors: generator functions that wrap every call (see
+            :class:`~connectpy.interceptors.ClientInterceptor`), the first outermost.
     """
 
     def __init__(
@@ -93,6 +98,7 @@ class Client(Generic[S]):
         use_get: bool = False,
         propagate_deadline: bool = True,
         transport: TransportFactory | None = None,
+        interceptors: Iterable[ClientInterceptor] = (),
     ) -> None:
         if protocol not in _PROTOCOLS:
             raise ValueError(f"unknown protocol {protocol!r}: use connect, grpc or grpc-web")
@@ -128,6 +134,9 @@ class Client(Generic[S]):
         self._use_get = use_get
         self._propagate_deadline = propagate_deadline
         self._transport_factory = transport
+        self._interceptors = tuple(interceptors)
+        for interceptor in self._interceptors:
+            check_interceptor(interceptor)
         self._transport: Transport | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
         self._closed = False
@@ -241,11 +250,14 @@ class Client(Generic[S]):
         info = options.info if options is not None else CallInfo()
         info.response_headers, info.response_trailers = [], []
         encode = self._encoder(method, options)
+        hooks = CallHooks(self._interceptors, group.start_soon) if self._interceptors else None
         body: bytes | AsyncIterable[bytes]
         if isinstance(requests, _One):
             body = encode(requests.message)
+            if hooks is not None:
+                hooks.encoded_early(requests.message, len(body))
         else:
-            body = _encoded(requests, encode)
+            body = _encoded(requests, encode if hooks is None else hooks.encoding(encode))
         decoder: MessageCodec[Any] = self._codecs(method.response_type)
         codec = self._codec
         return ResponseStream(
@@ -258,6 +270,7 @@ class Client(Generic[S]):
             spawn=group.start_soon,
             closed=lambda: self._closed,
             decode=lambda data: _decode(decoder, codec, data),
+            hooks=hooks,
         )
 
     async def _unary(self, method: MethodInfo, requests: Any) -> Any:
