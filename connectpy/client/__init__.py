@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from ._asgi_transport import asgi_transport
 from ._client import Client, ProtocolName
+from ._descriptor import service_from_descriptor
 from ._options import CallInfo, call_options
 from ._sync import SyncClient
 
-__all__ = ["CallInfo", "Client", "ProtocolName", "SyncClient", "asgi_transport", "call_options"]
+__all__ = [
+    "CallInfo",
+    "Client",
+    "ProtocolName",
+    "SyncClient",
+    "asgi_transport",
+    "call_options",
+    "service_from_descriptor",
+]
