@@ -5,6 +5,7 @@ from __future__ import annotations
 from ._asgi_transport import asgi_transport
 from ._client import Client, ProtocolName
 from ._context import ClientContext
+from ._descriptor import service_from_descriptor
 from ._options import CallInfo, call_options
 from ._sync import SyncClient
 
@@ -16,4 +17,5 @@ __all__ = [
     "SyncClient",
     "asgi_transport",
     "call_options",
+    "service_from_descriptor",
 ]

@@ -3,10 +3,9 @@ a misspelled method, a wrong request type and a misused result are errors in use
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
 from pathlib import Path
+
+from mypy_marks import marked_errors
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,26 +46,7 @@ async def main() -> None:
 def test_mypy_reports_misuse_of_a_typed_client(tmp_path: Path) -> None:
     snippet = tmp_path / "user_code.py"
     snippet.write_text(SNIPPET)
-    proc = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(snippet)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    errors = {
-        int(match.group(1)): match.group(2)
-        for match in re.finditer(r"user_code\.py:(\d+): error: (.*)", proc.stdout)
-    }
-    lines = SNIPPET.splitlines()
-    marked = {
-        mark: next(number for number, line in enumerate(lines, 1) if line.endswith(f"# {mark}"))
-        for mark in ("misspelled", "wrong request type", "misused")
-    }
-    assert sorted(errors) == sorted(marked.values()), proc.stdout
-    assert '"BookService" has no attribute "get_bok"' in errors[marked["misspelled"]]
-    assert (
-        'incompatible type "Book"; expected "BookRequest"' in errors[marked["wrong request type"]]
-    )
-    assert 'type "str", variable has type "int"' in errors[marked["misused"]]
+    errors, _ = marked_errors(snippet, ROOT, ("misspelled", "wrong request type", "misused"))
+    assert '"BookService" has no attribute "get_bok"' in errors["misspelled"]
+    assert 'incompatible type "Book"; expected "BookRequest"' in errors["wrong request type"]
+    assert 'type "str", variable has type "int"' in errors["misused"]
